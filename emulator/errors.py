@@ -1,0 +1,122 @@
+"""One error tree; each leaf knows the HTTP status, body and headers fal answers with.
+
+    FalError                    any answer in fal's error shape
+     ├── ModelError             {"detail": [{loc, msg, type, url, ctx?, input?}]}   (model errors, 422 validation)
+     ├── RequestError           {"detail": "...", "error_type": "..."} + X-Fal-Error-Type (infrastructure errors)
+     ├── AuthenticationError    401 {"detail": "..."}
+     ├── NotFound               404 {"detail": "..."} (unknown endpoint or path)
+     ├── RequestNotFound        404 {"status": "NOT_FOUND", "detail": "..."} (unknown request id)
+     └── ResultNotReady         400 {"detail": "Request is still in progress"}
+
+Domain code raises; the HTTP layer renders `status_code`, `body` and `headers` in one place.
+Sources: https://fal.ai/docs/documentation/model-apis/errors.md (model errors),
+https://fal.ai/docs/documentation/model-apis/request-errors.md (request errors),
+https://fal.ai/docs/documentation/model-apis/inference/queue.md (queue answers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+JSON = dict[str, Any]
+ERROR_DOCS_URL = "https://docs.fal.ai/errors/#{type}"
+
+
+class FalError(Exception):
+    """An answer in fal's error shape: HTTP `status_code`, JSON `body`, extra `headers`."""
+
+    status_code: int = 500
+
+    def __init__(self, body: JSON, *, status_code: int | None = None, headers: Mapping[str, str] | None = None):
+        super().__init__(body.get("detail", body))
+        self.body = body
+        if status_code is not None:
+            self.status_code = status_code
+        self.headers = dict(headers or {})
+
+    @property
+    def error_type(self) -> str | None:
+        """The machine-readable type a COMPLETED status reports for this error."""
+        return self.headers.get("X-Fal-Error-Type")
+
+    @property
+    def message(self) -> str:
+        """The human-readable `error` a COMPLETED status reports for this error."""
+        detail = self.body.get("detail")
+        if isinstance(detail, str):
+            return detail
+        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+            return str(detail[0].get("msg", ""))
+        return f"Invalid status code: {self.status_code}"
+
+
+def error_item(
+    loc: Sequence[str | int], msg: str, type_: str, *, input_: Any = None, ctx: Mapping[str, Any] | None = None
+) -> JSON:
+    """One entry of a model error's `detail` list: `{loc, msg, type, url, ctx?, input?}`."""
+    item: JSON = {"loc": list(loc), "msg": msg, "type": type_, "url": ERROR_DOCS_URL.format(type=type_)}
+    if ctx:
+        item["ctx"] = dict(ctx)
+    if input_ is not None:
+        item["input"] = input_
+    return item
+
+
+class ModelError(FalError):
+    """A model (or input validation) error: `{"detail": [items]}`, 422 unless the type says otherwise."""
+
+    status_code = 422
+
+    def __init__(self, items: list[JSON], *, status_code: int | None = None, retryable: bool = False):
+        headers = {"X-Fal-Retryable": "true" if retryable else "false"}
+        if items:
+            headers["X-Fal-Error-Type"] = str(items[0]["type"])
+        super().__init__({"detail": items}, status_code=status_code, headers=headers)
+        self.items = items
+
+
+class RequestError(FalError):
+    """An infrastructure error: `{"detail": message, "error_type": type}` with `X-Fal-Error-Type`."""
+
+    def __init__(self, error_type: str, detail: str, status_code: int, headers: Mapping[str, str] | None = None):
+        super().__init__(
+            {"detail": detail, "error_type": error_type},
+            status_code=status_code,
+            headers={"X-Fal-Error-Type": error_type, **(headers or {})},
+        )
+
+
+class AuthenticationError(FalError):
+    status_code = 401
+
+    def __init__(self, detail: str) -> None:
+        super().__init__({"detail": detail})
+
+
+class NotFound(FalError):
+    status_code = 404
+
+    def __init__(self, detail: str) -> None:
+        super().__init__({"detail": detail})
+
+
+class RequestNotFound(FalError, LookupError):
+    status_code = 404
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__({"status": "NOT_FOUND", "detail": f"Request {request_id} not found"})
+        self.request_id = request_id
+
+
+class ResultNotReady(FalError):
+    status_code = 400
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__({"detail": "Request is still in progress"})
+        self.request_id = request_id
+
+
+def client_cancelled() -> RequestError:
+    """What a request cancelled by the client completes with (499 `client_cancelled`)."""
+    return RequestError("client_cancelled", "Request cancelled by the client.", 499)

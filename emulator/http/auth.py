@@ -1,0 +1,30 @@
+"""fal's `Authorization` header: `Key <FAL_KEY>` (the official clients) or `Bearer <token>` (resellers).
+
+Any key is accepted unless the `keys` setting lists the accepted ones.
+Sources: fal_client 1.0.3 `auth.py`; reseller docs (`Authorization: Bearer ...`), seed 000.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from emulator.errors import AuthenticationError
+from emulator.http.rendering import emulator_of
+
+SCHEMES = ("key", "bearer")
+
+
+def authenticate(request: Request) -> str:
+    """The credential the request carries. Raises AuthenticationError (401) when it is missing,
+    malformed, or not one of the accepted keys."""
+    header = request.headers.get("authorization", "").strip()
+    if not header:
+        raise AuthenticationError("Missing Authorization header. Send 'Authorization: Key <FAL_KEY>'.")
+    scheme, _, credential = header.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() not in SCHEMES or not credential:
+        raise AuthenticationError("Invalid Authorization header format. Expected 'Key <FAL_KEY>' or 'Bearer <token>'.")
+    accepted = emulator_of(request).settings.keys
+    if accepted and credential not in accepted:
+        raise AuthenticationError("No user found for Key ID and Secret")
+    return credential

@@ -1,0 +1,112 @@
+"""The queue API (`queue.fal.run`) and the synchronous run API (`fal.run`, served under `/run/`).
+
+    POST /{endpoint id}                                 submit            200 QueueStatus
+    GET  /{app id}/requests/{request_id}/status         status            202 queued/running, 200 completed
+    GET  /{app id}/requests/{request_id}/status/stream  status as SSE     text/event-stream, ends after COMPLETED
+    GET  /{app id}/requests/{request_id}                result            200 output, 400 not ready, stored error
+    PUT  /{app id}/requests/{request_id}/cancel         cancel            202 / 400 / 404
+    POST /run/{endpoint id}                             run synchronously 200 output
+
+`{app id}` may also be the full endpoint id (the per-endpoint OpenAPI documents use that form).
+Source: https://fal.ai/docs/documentation/model-apis/inference/queue.md and
+https://fal.ai/docs/documentation/model-apis/inference/synchronous.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from emulator.errors import ModelError, error_item
+from emulator.http.auth import authenticate
+from emulator.http.rendering import REQUEST_ID_HEADER, base_url, emulator_of, fal_json, status_body
+from emulator.queue import Status
+
+STREAM_TICK = 0.05  # seconds between two looks at a streamed request
+RUN_TICK = 0.02  # seconds between two looks at a synchronous request
+
+TRUE_VALUES = {"1", "true"}
+FALSE_VALUES = {"0", "false", ""}
+
+
+def wants_logs(request: Request) -> bool:
+    """The `logs` query flag: fal_client sends true/false, @fal-ai/client 1/0. Raises ModelError otherwise."""
+    raw = request.query_params.get("logs", "").lower()
+    if raw in TRUE_VALUES | FALSE_VALUES:
+        return raw in TRUE_VALUES
+    raise ModelError([error_item(["query", "logs"], "Input should be a valid boolean", "bool_parsing", input_=raw)])
+
+
+async def submit(request: Request) -> Response:
+    authenticate(request)
+    emulator = emulator_of(request)
+    view = emulator.submit(request.path_params["endpoint_id"], await request.body(), base_url(request))
+    return fal_json(status_body(view, base_url(request), with_logs=False, submitted=True), 200, view.request_id)
+
+
+async def status(request: Request) -> Response:
+    authenticate(request)
+    request_id = request.path_params["request_id"]
+    with_logs = wants_logs(request)
+    view = emulator_of(request).status(request.path_params["app_path"], request_id)
+    code = 200 if view.status is Status.COMPLETED else 202
+    return fal_json(status_body(view, base_url(request), with_logs=with_logs), code, request_id)
+
+
+async def stream_status(request: Request) -> Response:
+    """SSE: a `data:` event per change, a `: keepalive` comment every `stream_keepalive` seconds."""
+    authenticate(request)
+    emulator = emulator_of(request)
+    app_path, request_id = request.path_params["app_path"], request.path_params["request_id"]
+    with_logs = wants_logs(request)
+    first = emulator.status(app_path, request_id)  # raises RequestNotFound before the stream starts
+    base = base_url(request)
+    keepalive = emulator.settings.stream_keepalive
+
+    async def events() -> AsyncIterator[str]:
+        view, last_body, last_sent = first, None, time.monotonic()
+        while True:
+            body = status_body(view, base, with_logs=with_logs)
+            if body != last_body:
+                yield f"data: {json.dumps(body)}\n\n"
+                last_body, last_sent = body, time.monotonic()
+            if view.status is Status.COMPLETED:
+                return
+            if time.monotonic() - last_sent >= keepalive:
+                yield ": keepalive\n\n"
+                last_sent = time.monotonic()
+            await asyncio.sleep(STREAM_TICK)
+            view = emulator.status(app_path, request_id)
+
+    headers = {REQUEST_ID_HEADER: request_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+
+async def result(request: Request) -> Response:
+    authenticate(request)
+    request_id = request.path_params["request_id"]
+    outcome = emulator_of(request).result(request.path_params["app_path"], request_id)
+    return fal_json(outcome.body, outcome.status_code, request_id, outcome.headers)
+
+
+async def cancel(request: Request) -> Response:
+    authenticate(request)
+    request_id = request.path_params["request_id"]
+    answer = emulator_of(request).cancel(request.path_params["app_path"], request_id)
+    return fal_json({"status": answer}, 202 if answer == "CANCELLATION_REQUESTED" else 400, request_id)
+
+
+async def run(request: Request) -> JSONResponse:
+    """Synchronous inference: the request goes through the queue, the answer waits for COMPLETED."""
+    authenticate(request)
+    emulator = emulator_of(request)
+    view = emulator.submit(request.path_params["endpoint_id"], await request.body(), base_url(request))
+    while emulator.queue.status(view.request_id).status is not Status.COMPLETED:
+        await asyncio.sleep(RUN_TICK)
+    outcome = emulator.queue.result(view.request_id)
+    return fal_json(outcome.body, outcome.status_code, view.request_id, outcome.headers)

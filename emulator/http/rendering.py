@@ -1,0 +1,62 @@
+"""How the emulator's answers look on the wire: fal's JSON bodies and its response headers.
+
+Every answer is `application/json` (except media and the SSE stream) and carries `x-fal-request-id`
+(https://fal.ai/docs/documentation/model-apis/common-parameters.md, "Platform Headers").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from emulator.queue import Status, StatusView
+from emulator.service import Emulator
+
+REQUEST_ID_HEADER = "x-fal-request-id"
+
+
+def emulator_of(request: Request) -> Emulator:
+    emulator: Emulator = request.app.state.emulator
+    return emulator
+
+
+def base_url(request: Request) -> str:
+    """The scheme and authority the client reached us on, e.g. `https://127.0.0.1:8471`."""
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+def fal_json(body: Any, status_code: int, request_id: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code, headers={**(headers or {}), REQUEST_ID_HEADER: request_id})
+
+
+def request_urls(base: str, app_id: str, request_id: str) -> dict[str, str]:
+    """`response_url`, `status_url` and `cancel_url`: app-level paths, as fal's submit answer gives them."""
+    url = f"{base.rstrip('/')}/{app_id}/requests/{request_id}"
+    return {"response_url": url, "status_url": f"{url}/status", "cancel_url": f"{url}/cancel"}
+
+
+def status_body(view: StatusView, base: str, *, with_logs: bool, submitted: bool = False) -> dict[str, Any]:
+    """A queue status object (fal's `QueueStatus`).
+
+    IN_QUEUE carries `queue_position`; IN_PROGRESS and COMPLETED carry a `logs` key (null unless logs
+    were asked for), which fal_client 1.0.3 `_parse_status` requires; COMPLETED carries `metrics`, and
+    `error` + `error_type` when the request failed. The submit answer also has `logs: null, metrics: {}`.
+    Source: https://fal.ai/docs/documentation/model-apis/inference/queue.md.
+    """
+    body: dict[str, Any] = {"status": view.status.value, "request_id": view.request_id}
+    body.update(request_urls(base, view.app_id, view.request_id))
+    if submitted:
+        body.update(logs=None, metrics={})
+    elif view.status is not Status.IN_QUEUE:
+        body["logs"] = view.logs if with_logs else None
+    if view.status is Status.IN_QUEUE:
+        body["queue_position"] = view.queue_position
+    if view.status is Status.COMPLETED:
+        body["metrics"] = view.metrics
+        if view.error_type or view.error:
+            body["error"] = view.error
+            body["error_type"] = view.error_type
+    return body

@@ -1,0 +1,399 @@
+"""The request lifecycle: fal's queue states, transitions as data, and progression policies.
+
+This module is the emulator's core and imports no HTTP code. A request moves
+
+    IN_QUEUE --start--> IN_PROGRESS --finish--> COMPLETED
+    IN_QUEUE --cancel-> COMPLETED          (never runs; completes as `client_cancelled`)
+    IN_PROGRESS --cancel-> COMPLETED       (the emulated runner honours the cancel)
+
+and a failed request is COMPLETED with an error outcome: fal has no FAILED status
+(https://fal.ai/docs/documentation/model-apis/inference/queue.md).
+
+When a request takes its next step is a `Policy`: `immediate`, after N status polls (`polls:N`),
+after T seconds of the injected clock (`timed:Q,R`), or `manual` (only `Queue.step`). Progression is
+lazy: the state is brought up to date whenever a request is read, so no background task is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal, Protocol
+
+from emulator.clock import Clock, isoformat
+from emulator.errors import FalError, RequestNotFound, ResultNotReady, client_cancelled
+from emulator.ids import IdSource
+
+JSON = dict[str, Any]
+
+
+class Status(str, Enum):
+    IN_QUEUE = "IN_QUEUE"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+
+
+Event = Literal["start", "finish", "cancel"]
+
+TRANSITIONS: Mapping[tuple[Status, Event], Status] = {
+    (Status.IN_QUEUE, "start"): Status.IN_PROGRESS,
+    (Status.IN_PROGRESS, "finish"): Status.COMPLETED,
+    (Status.IN_QUEUE, "cancel"): Status.COMPLETED,
+    (Status.IN_PROGRESS, "cancel"): Status.COMPLETED,
+}
+# The event a policy fires to move a request on from each state.
+PROGRESS_EVENT: Mapping[Status, Event] = {Status.IN_QUEUE: "start", Status.IN_PROGRESS: "finish"}
+# Order of states, for "status never goes backwards".
+RANK = {Status.IN_QUEUE: 0, Status.IN_PROGRESS: 1, Status.COMPLETED: 2}
+
+
+class InvalidTransition(ValueError):
+    """An event that the current state does not allow (e.g. `start` on a COMPLETED request)."""
+
+
+def next_status(status: Status, event: Event) -> Status:
+    """The state `event` leads to from `status`. Raises InvalidTransition when there is none."""
+    try:
+        return TRANSITIONS[(status, event)]
+    except KeyError:
+        raise InvalidTransition(f"no transition {event!r} from {status.value}") from None
+
+
+PolicyKind = Literal["immediate", "polls", "timed", "manual"]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """When a request takes its next step.
+
+    - `immediate`: completes as soon as it is submitted (the submit answer still says IN_QUEUE).
+    - `polls`: stays in each state for `polls` status polls, then moves on.
+    - `timed`: `queue_seconds` in IN_QUEUE, then `run_seconds + seconds_per_unit * units` in IN_PROGRESS,
+      measured on the injected clock (seconds).
+    - `manual`: moves only when `Queue.step` is called (the control plane).
+    """
+
+    kind: PolicyKind
+    polls: int = 1
+    queue_seconds: float = 0.0
+    run_seconds: float = 0.0
+    seconds_per_unit: float = 0.0
+
+    def seconds_in(self, status: Status, units: float) -> float:
+        if status is Status.IN_QUEUE:
+            return self.queue_seconds
+        return self.run_seconds + self.seconds_per_unit * units
+
+    @classmethod
+    def parse(cls, text: str) -> Policy:
+        """`default`, `instant`, `realistic`, `immediate`, `manual`, `polls:N` or `timed:Q,R` (seconds).
+
+        Raises ValueError naming the accepted forms.
+        """
+        name, _, arg = text.strip().partition(":")
+        if not arg and name in PRESETS:
+            return PRESETS[name]
+        try:
+            if name == "polls":
+                count = int(arg)
+                if count >= 1:
+                    return cls("polls", polls=count)
+            elif name == "timed":
+                queue_s, run_s = (float(part) for part in arg.split(","))
+                if queue_s >= 0 and run_s >= 0:
+                    return cls("timed", queue_seconds=queue_s, run_seconds=run_s)
+        except ValueError:
+            pass
+        raise ValueError(
+            f"unknown progression policy {text!r}: use one of {', '.join(PRESETS)}, 'polls:N' (N >= 1) "
+            "or 'timed:QUEUE_SECONDS,RUN_SECONDS'"
+        )
+
+
+PRESETS: Mapping[str, Policy] = {
+    # One fal_client.subscribe sees IN_QUEUE, IN_PROGRESS with logs, and COMPLETED in about 2 s.
+    "default": Policy("timed", queue_seconds=0.5, run_seconds=1.5),
+    "instant": Policy("immediate"),
+    "immediate": Policy("immediate"),
+    "manual": Policy("manual"),
+    # Veo-like: a few seconds queued, then 20 s + 10 s per second of video (an 8 s clip takes 100 s).
+    "realistic": Policy("timed", queue_seconds=5.0, run_seconds=20.0, seconds_per_unit=10.0),
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a request completes with: the model output (200) or an error answer."""
+
+    status_code: int
+    body: JSON
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def success(cls, output: JSON) -> Outcome:
+        return cls(200, output)
+
+    @classmethod
+    def failure(cls, error: FalError) -> Outcome:
+        return cls(error.status_code, error.body, error.headers)
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code == 200
+
+    @property
+    def error(self) -> str | None:
+        """The human-readable `error` a COMPLETED status shows (None on success)."""
+        return None if self.ok else FalError(self.body, status_code=self.status_code, headers=self.headers).message
+
+    @property
+    def error_type(self) -> str | None:
+        if self.ok:
+            return None
+        error_type = self.headers.get("X-Fal-Error-Type") or self.body.get("error_type")
+        return str(error_type) if error_type else None
+
+
+@dataclass
+class Request:
+    """One submitted request and everything the queue knows about it."""
+
+    request_id: str
+    endpoint_id: str
+    app_id: str
+    input: JSON
+    outcome: Outcome
+    policy: Policy
+    submitted_at: float
+    sequence: int
+    units: float = 1.0
+    script: Sequence[tuple[float, str]] = ()
+    status: Status = Status.IN_QUEUE
+    entered_at: float = 0.0
+    polls: int = 0
+    started_at: float | None = None
+    completed_at: float | None = None
+    logs: list[JSON] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StatusView:
+    """A status answer: the request's state as a client sees it now."""
+
+    request_id: str
+    endpoint_id: str
+    app_id: str
+    status: Status
+    queue_position: int | None
+    logs: list[JSON]
+    metrics: JSON
+    error: str | None
+    error_type: str | None
+
+
+class Store(Protocol):
+    """Where requests live. The in-memory store is the default (`emulator.store.MemoryStore`)."""
+
+    def add(self, request: Request) -> None: ...
+    def get(self, request_id: str) -> Request | None: ...
+    def save(self, request: Request) -> None: ...
+    def queued_before(self, request: Request) -> Iterator[Request]: ...
+    def next_sequence(self) -> int: ...
+    def reset(self) -> None: ...
+
+
+def _log(message: str, at: float) -> JSON:
+    return {"message": message, "level": "INFO", "source": "USER", "timestamp": isoformat(at)}
+
+
+class Queue:
+    """Submit, observe, cancel and step requests. All times come from `clock`."""
+
+    def __init__(self, store: Store, clock: Clock, ids: IdSource, policy: Policy) -> None:
+        self.store = store
+        self.clock = clock
+        self.ids = ids
+        self.policy = policy
+
+    def submit(
+        self,
+        endpoint_id: str,
+        app_id: str,
+        input_: JSON,
+        outcome: Outcome,
+        *,
+        policy: Policy | None = None,
+        units: float = 1.0,
+        script: Sequence[tuple[float, str]] = (),
+    ) -> StatusView:
+        """Enqueue a request; returns its state as submitted (IN_QUEUE, with its queue position).
+
+        `script` is the runner's log lines as (fraction of the run, message), revealed while IN_PROGRESS.
+        `units` scales the run time of timed policies (the emulator passes seconds of video).
+        """
+        now = self.clock.now()
+        request = Request(
+            request_id=self.ids.new(),
+            endpoint_id=endpoint_id,
+            app_id=app_id,
+            input=input_,
+            outcome=outcome,
+            policy=policy or self.policy,
+            submitted_at=now,
+            entered_at=now,
+            sequence=self.store.next_sequence(),
+            units=units,
+            script=tuple(script),
+        )
+        self.store.add(request)
+        view = self._view(request, now)
+        if request.policy.kind == "immediate":
+            self._progress(request, now)
+        return view
+
+    def status(self, request_id: str, *, poll: bool = True) -> StatusView:
+        """The request's state now. A `poll` counts towards a `polls:N` policy.
+
+        Raises RequestNotFound for an unknown id.
+        """
+        request = self._load(request_id)
+        now = self.clock.now()
+        self._progress(request, now)
+        view = self._view(request, now)
+        if poll and request.status is not Status.COMPLETED:
+            request.polls += 1
+            self._progress(request, now)
+        return view
+
+    def result(self, request_id: str) -> Outcome:
+        """The stored outcome. Raises RequestNotFound, or ResultNotReady before COMPLETED."""
+        request = self._load(request_id)
+        self._progress(request, self.clock.now())
+        if request.status is not Status.COMPLETED:
+            raise ResultNotReady(request_id)
+        return request.outcome
+
+    def cancel(self, request_id: str) -> Literal["CANCELLATION_REQUESTED", "ALREADY_COMPLETED"]:
+        """Cancel a request. A queued one never runs; a running one stops. Both complete as cancelled.
+
+        Raises RequestNotFound for an unknown id.
+        """
+        request = self._load(request_id)
+        now = self.clock.now()
+        self._progress(request, now)
+        if request.status is Status.COMPLETED:
+            return "ALREADY_COMPLETED"
+        request.outcome = Outcome.failure(client_cancelled())
+        self._enter(request, "cancel", now)
+        return "CANCELLATION_REQUESTED"
+
+    def step(self, request_id: str) -> StatusView:
+        """Move a request one state on now, whatever its policy. Raises RequestNotFound, InvalidTransition."""
+        request = self._load(request_id)
+        now = self.clock.now()
+        self._progress(request, now)
+        if request.status is Status.COMPLETED:
+            raise InvalidTransition(f"request {request_id} is already COMPLETED")
+        self._enter(request, PROGRESS_EVENT[request.status], now)
+        return self._view(request, now)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _load(self, request_id: str) -> Request:
+        request = self.store.get(request_id)
+        if request is None:
+            raise RequestNotFound(request_id)
+        return request
+
+    def _due_at(self, request: Request) -> float | None:
+        """When the request takes its next step by its policy: a time, or None if not due by time."""
+        policy = request.policy
+        if policy.kind == "immediate":
+            return request.entered_at
+        if policy.kind == "timed":
+            return request.entered_at + policy.seconds_in(request.status, request.units)
+        if policy.kind == "polls" and request.polls >= policy.polls:
+            return request.entered_at
+        return None
+
+    def _progress(self, request: Request, now: float) -> None:
+        changed = False
+        while request.status is not Status.COMPLETED:
+            due = self._due_at(request)
+            if due is None or due > now:
+                break
+            self._enter(request, PROGRESS_EVENT[request.status], max(due, request.entered_at), save=False)
+            changed = True
+        if request.status is Status.IN_PROGRESS:
+            changed |= self._reveal_logs(request, now)
+        if changed:
+            self.store.save(request)
+
+    def _run_seconds(self, request: Request) -> float:
+        return request.policy.seconds_in(Status.IN_PROGRESS, request.units)
+
+    def _reveal_logs(self, request: Request, now: float, *, everything: bool = False) -> bool:
+        """Append the script lines whose share of the run has elapsed; True if any were added."""
+        started = request.started_at if request.started_at is not None else now
+        policy = request.policy
+        if everything:
+            progress = 1.0
+        elif policy.kind == "timed":
+            run = self._run_seconds(request)
+            progress = (now - started) / run if run > 0 else 1.0
+        elif policy.kind == "polls":
+            progress = request.polls / policy.polls
+        else:
+            progress = 0.0
+        added = False
+        while len(request.logs) < len(request.script):
+            fraction, message = request.script[len(request.logs)]
+            if fraction > progress:
+                break
+            at = started + fraction * self._run_seconds(request) if policy.kind == "timed" else now
+            request.logs.append(_log(message, min(at, now)))
+            added = True
+        return added
+
+    def _enter(self, request: Request, event: Event, at: float, *, save: bool = True) -> None:
+        previous = request.status
+        request.status = next_status(previous, event)
+        request.entered_at = at
+        request.polls = 0
+        if request.status is Status.IN_PROGRESS:
+            request.started_at = at
+            self._reveal_logs(request, at)
+        elif request.status is Status.COMPLETED:
+            request.completed_at = at
+            if previous is Status.IN_PROGRESS:
+                if event == "finish":
+                    self._reveal_logs(request, at, everything=True)
+                request.logs.append(_log("Request completed." if event == "finish" else "Request cancelled.", at))
+        if save:
+            self.store.save(request)
+
+    def _queue_position(self, request: Request, now: float) -> int:
+        ahead = 0
+        for other in self.store.queued_before(request):
+            self._progress(other, now)
+            if other.status is Status.IN_QUEUE:
+                ahead += 1
+        return ahead
+
+    def _view(self, request: Request, now: float) -> StatusView:
+        queued = request.status is Status.IN_QUEUE
+        metrics: JSON = {}
+        if request.status is Status.COMPLETED and request.started_at is not None:
+            metrics["inference_time"] = round((request.completed_at or now) - request.started_at, 3)
+        return StatusView(
+            request_id=request.request_id,
+            endpoint_id=request.endpoint_id,
+            app_id=request.app_id,
+            status=request.status,
+            queue_position=self._queue_position(request, now) if queued else None,
+            logs=list(request.logs),
+            metrics=metrics,
+            error=request.outcome.error if request.status is Status.COMPLETED else None,
+            error_type=request.outcome.error_type if request.status is Status.COMPLETED else None,
+        )

@@ -1,0 +1,101 @@
+"""Settings: one frozen dataclass, read once from the environment (prefix `FAL_EMULATOR_`) and CLI flags.
+
+| field            | env var                        | default                          |
+|------------------|--------------------------------|----------------------------------|
+| host             | FAL_EMULATOR_HOST              | 127.0.0.1                        |
+| http_port        | FAL_EMULATOR_HTTP_PORT         | 8470 (0 = any free port)         |
+| https_port       | FAL_EMULATOR_HTTPS_PORT        | 8471 (0 = any free port)         |
+| state_dir        | FAL_EMULATOR_STATE_DIR         | $XDG_STATE_HOME/fal-emulator     |
+| policy           | FAL_EMULATOR_POLICY            | default (see emulator.queue)     |
+| time_scale       | FAL_EMULATOR_TIME_SCALE        | 1.0 (virtual seconds per second) |
+| seed             | FAL_EMULATOR_SEED              | none (random request ids)        |
+| keys             | FAL_EMULATOR_KEYS              | none: any key is accepted        |
+| public_url       | FAL_EMULATOR_PUBLIC_URL        | none: URLs follow the request    |
+| stream_keepalive | FAL_EMULATOR_STREAM_KEEPALIVE  | 15.0 seconds                     |
+| openapi_dir      | FAL_EMULATOR_OPENAPI_DIR       | the project's openapi/           |
+| fixtures_dir     | FAL_EMULATOR_FIXTURES_DIR      | the project's fixtures/          |
+
+Nothing reads the environment at import time; `Settings.from_env()` is called by the CLI or the app
+factory. Unknown `FAL_EMULATOR_*` variables and malformed values raise ValueError naming them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emulator.paths import FIXTURES_DIR, OPENAPI_DIR
+from emulator.queue import Policy
+
+PREFIX = "FAL_EMULATOR_"
+
+
+def default_state_dir(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_STATE_HOME") or str(Path(environ.get("HOME", "~")).expanduser() / ".local" / "state")
+    return Path(base) / "fal-emulator"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    http_port: int = 8470
+    https_port: int = 8471
+    state_dir: Path = dataclasses.field(default_factory=lambda: default_state_dir(os.environ))
+    policy: str = "default"
+    time_scale: float = 1.0
+    seed: int | None = None
+    keys: tuple[str, ...] = ()
+    public_url: str | None = None
+    stream_keepalive: float = 15.0
+    openapi_dir: Path = OPENAPI_DIR
+    fixtures_dir: Path = FIXTURES_DIR
+
+    def __post_init__(self) -> None:
+        Policy.parse(self.policy)  # raises ValueError for an unknown policy
+        if self.time_scale <= 0:
+            raise ValueError(f"time_scale must be > 0, got {self.time_scale}")
+        for port in (self.http_port, self.https_port):
+            if not 0 <= port <= 65535:
+                raise ValueError(f"port {port} is out of range 0-65535")
+
+    @property
+    def progression(self) -> Policy:
+        return Policy.parse(self.policy)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from `FAL_EMULATOR_*` variables, then `overrides` (CLI flags; None means unset)."""
+        env = os.environ if environ is None else environ
+        fields = {field.name: field for field in dataclasses.fields(cls)}
+        values: dict[str, Any] = {"state_dir": default_state_dir(env)}
+        for name, raw in env.items():
+            if not name.startswith(PREFIX):
+                continue
+            key = name[len(PREFIX) :].lower()
+            if key not in fields:
+                raise ValueError(f"unknown setting {name}; known: {', '.join(PREFIX + f.upper() for f in fields)}")
+            values[key] = _cast(name, fields[key].type, raw)
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+
+def _cast(name: str, type_: Any, raw: str) -> Any:
+    kind = str(type_)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "int | None":
+            return int(raw) if raw else None
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw).expanduser()
+        if kind == "tuple[str, ...]":
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"setting {name} has value {raw!r}, which is not a valid {kind}") from None
+    return raw or None if kind == "str | None" else raw

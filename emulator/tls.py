@@ -1,0 +1,49 @@
+"""TLS for the official Python client, which always speaks `https://` (fal_client 1.0.3 `auth.py`).
+
+A throwaway certificate authority made with trustme lives in the state directory and is reused across
+restarts; it signs a server certificate for localhost, 127.0.0.1 and ::1 (plus the listen host).
+`bundle.pem` holds certifi's CAs plus ours: point `SSL_CERT_FILE` at it and httpx (hence fal_client)
+trusts the emulator and still trusts the real internet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import certifi
+import trustme
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    bundle: Path
+
+
+def ensure_tls(state_dir: Path, host: str = "127.0.0.1") -> TlsFiles:
+    """Create (or reuse) the CA in `state_dir/tls/` and issue a fresh server certificate.
+
+    Returns the paths of the CA certificate, the server chain and key (PEM), and the client bundle.
+    Raises OSError when the state directory cannot be written.
+    """
+    folder = state_dir / "tls"
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_cert, ca_key = folder / "ca.pem", folder / "ca-key.pem"
+    if ca_cert.exists() and ca_key.exists():
+        ca = trustme.CA.from_pem(ca_cert.read_bytes(), ca_key.read_bytes())
+    else:
+        ca = trustme.CA(organization_name="fal-emulator")
+        ca.cert_pem.write_to_path(str(ca_cert))
+        ca.private_key_pem.write_to_path(str(ca_key))
+        ca_key.chmod(0o600)
+    names = sorted({"localhost", "127.0.0.1", "::1", host} - {"0.0.0.0", "::", ""})
+    server = ca.issue_cert(*names)
+    files = TlsFiles(ca_cert, folder / "server.pem", folder / "server-key.pem", folder / "bundle.pem")
+    server.private_key_and_cert_chain_pem.write_to_path(str(files.server_cert))
+    server.private_key_pem.write_to_path(str(files.server_key))
+    files.server_key.chmod(0o600)
+    files.bundle.write_text(Path(certifi.where()).read_text() + "\n" + ca_cert.read_text())
+    return files

@@ -1,0 +1,102 @@
+"""Input validation: JSON Schema (the jsonschema library) -> fal's 422 `detail` list.
+
+fal's model servers are FastAPI/pydantic apps, so a bad input answers
+`422 {"detail": [{"loc": ["body", "aspect_ratio"], "msg": "Input should be '16:9' or '9:16'",
+"type": "literal_error", "url": ..., "ctx": {...}, "input": ...}]}`. The `type` names below are
+pydantic v2's. Sources: https://fal.ai/docs/documentation/model-apis/errors.md; fal's
+`fal/api/api.py` (RequestValidationError -> 422 + `x-fal-billable-units: 0`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from emulator.errors import JSON, ModelError, error_item
+
+TYPE_ERRORS = {
+    "string": ("string_type", "Input should be a valid string"),
+    "integer": ("int_type", "Input should be a valid integer"),
+    "number": ("float_type", "Input should be a valid number"),
+    "boolean": ("bool_type", "Input should be a valid boolean"),
+    "array": ("list_type", "Input should be a valid list"),
+    "object": ("dict_type", "Input should be a valid dictionary"),
+    "null": ("none_required", "Input should be None"),
+}
+ROOT_OBJECT_ERROR = ("model_attributes_type", "Input should be a valid dictionary or object to extract fields from")
+
+CONSTRAINT_ERRORS: dict[str, Callable[[Any], tuple[str, str, JSON]]] = {
+    "minItems": lambda v: ("too_short", f"List should have at least {v} item{'s' * (v != 1)}", {"min_length": v}),
+    "maxItems": lambda v: ("too_long", f"List should have at most {v} item{'s' * (v != 1)}", {"max_length": v}),
+    "minLength": lambda v: ("string_too_short", f"String should have at least {v} characters", {"min_length": v}),
+    "maxLength": lambda v: ("string_too_long", f"String should have at most {v} characters", {"max_length": v}),
+    "minimum": lambda v: ("greater_than_equal", f"Input should be greater than or equal to {v}", {"ge": v}),
+    "maximum": lambda v: ("less_than_equal", f"Input should be less than or equal to {v}", {"le": v}),
+    "exclusiveMinimum": lambda v: ("greater_than", f"Input should be greater than {v}", {"gt": v}),
+    "exclusiveMaximum": lambda v: ("less_than", f"Input should be less than {v}", {"lt": v}),
+}
+
+
+def _expected(values: list[Any]) -> str:
+    quoted = [repr(value) if isinstance(value, str) else json.dumps(value) for value in values]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+def _items(error: ValidationError) -> list[JSON]:
+    loc: list[str | int] = ["body", *error.absolute_path]
+    kind, instance = error.validator, error.instance
+    value: Any = error.validator_value
+    if kind == "required":
+        missing = [name for name in value if isinstance(instance, dict) and name not in instance]
+        return [error_item([*loc, name], "Field required", "missing") for name in missing]
+    if kind == "type":
+        expected = value if isinstance(value, str) else value[0]
+        type_, msg = ROOT_OBJECT_ERROR if expected == "object" and len(loc) == 1 else TYPE_ERRORS[expected]
+        return [error_item(loc, msg, type_, input_=instance)]
+    if kind == "enum":
+        expected = _expected(list(value))
+        msg = f"Input should be {expected}"
+        return [error_item(loc, msg, "literal_error", input_=instance, ctx={"expected": expected})]
+    if kind in CONSTRAINT_ERRORS:
+        type_, msg, ctx = CONSTRAINT_ERRORS[str(kind)](value)
+        return [error_item(loc, msg, type_, input_=instance, ctx=ctx)]
+    return [error_item(loc, error.message, "value_error", input_=instance)]
+
+
+class InputValidator:
+    """Validates inputs of one endpoint against its input schema."""
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        self._validator = Draft202012Validator(schema)
+
+    def errors(self, instance: Any) -> list[JSON]:
+        """fal `detail` items for every problem in `instance` (empty when it is valid)."""
+        ordered = sorted(self._validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
+        return [item for error in ordered for item in _items(error)]
+
+    def validate(self, instance: Any) -> None:
+        """Raises ModelError (422) listing every problem in `instance`."""
+        items = self.errors(instance)
+        if items:
+            raise ModelError(items)
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """Decode a request body as JSON the way FastAPI does. Raises ModelError (422) when it is not JSON.
+
+    An empty body is `missing`; a malformed one is `json_invalid` with the error and its position.
+    """
+    if not raw.strip():
+        raise ModelError([error_item(["body"], "Field required", "missing")])
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        position = exc.pos if isinstance(exc, json.JSONDecodeError) else exc.start
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else exc.reason
+        raise ModelError(
+            [error_item(["body", position], "JSON decode error", "json_invalid", input_={}, ctx={"error": reason})]
+        ) from None
