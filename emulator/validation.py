@@ -76,7 +76,10 @@ class InputValidator:
     def errors(self, instance: Any) -> list[JSON]:
         """fal `detail` items for every problem in `instance` (empty when it is valid)."""
         ordered = sorted(self._validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
-        return [item for error in ordered for item in _items(error)]
+        items: list[JSON] = []
+        for error in ordered:  # jsonschema reports `required` once per missing field, each naming all of them
+            items.extend(item for item in _items(error) if item not in items)
+        return items
 
     def validate(self, instance: Any) -> None:
         """Raises ModelError (422) listing every problem in `instance`."""

@@ -1,0 +1,114 @@
+"""`fal-emulator serve` runs the emulator; `fal-emulator env` prints the exports for fal_client."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from emulator import __version__
+from emulator.queue import PRESETS
+from emulator.settings import Settings
+
+SERVE_EPILOG = """\
+timing:
+  By default a request spends 0.5 s IN_QUEUE and 1.5 s IN_PROGRESS (runner logs appear while it
+  runs), so one fal_client.subscribe sees every state and finishes in about 2 s.
+  --instant          complete every request at once (same as --policy instant)
+  --realistic        Veo-like timing: 5 s queued, then 20 s + 10 s per second of video
+  --policy P         default | instant | realistic | manual | polls:N | timed:QUEUE_S,RUN_S
+  --time-scale X     virtual seconds per real second, e.g. --realistic --time-scale 20
+
+Every flag has an environment variable: FAL_EMULATOR_<FLAG> (e.g. FAL_EMULATOR_HTTPS_PORT=9443).
+Then, in the shell that runs your app:  eval "$(fal-emulator env)"
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fal-emulator", description="An offline emulator of fal.ai's Veo queue API.")
+    parser.add_argument("--version", action="version", version=f"fal-emulator {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the emulator on HTTP and HTTPS",
+        description="Serve fal's queue API (and the sync API under /run/) on an HTTP and an HTTPS port.",
+        epilog=SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--http-port", type=int, help="plain HTTP port (default 8470; 0 = any free port)")
+    serve.add_argument("--https-port", type=int, help="HTTPS port for fal_client (default 8471; 0 = any free port)")
+    serve.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where the throwaway CA, the trust bundle and server.json live (default $XDG_STATE_HOME/fal-emulator)",
+    )
+    timing = serve.add_mutually_exclusive_group()
+    timing.add_argument("--policy", help=f"progression policy: {', '.join(PRESETS)}, polls:N or timed:Q,R")
+    timing.add_argument("--instant", action="store_const", const="instant", dest="policy", help="complete at once")
+    timing.add_argument("--realistic", action="store_const", const="realistic", dest="policy", help="Veo-like timing")
+    serve.add_argument("--time-scale", type=float, help="virtual seconds per real second (default 1.0)")
+    serve.add_argument("--seed", type=int, help="seed for request ids (default: random)")
+    serve.add_argument("--key", action="append", dest="keys", help="accept only this key (repeatable)")
+    serve.add_argument("--public-url", help="base URL put in status_url/response_url/file urls (default: as reached)")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+
+    env = commands.add_parser("env", help="print the export lines that point fal_client at the emulator")
+    env.add_argument("--state-dir", type=Path, help="the state directory of the running emulator")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        name: getattr(args, name, None)
+        for name in ("host", "http_port", "https_port", "state_dir", "policy", "time_scale", "seed", "public_url")
+    }
+    keys = getattr(args, "keys", None)
+    return Settings.from_env(**overrides, keys=tuple(keys) if keys else None)
+
+
+def env_lines(settings: Settings) -> list[str]:
+    """The `export` lines for a shell: fal_client reads these at import (fal_client 1.0.3 `auth.py`)."""
+    from emulator.server import _authority, read_listening
+    from emulator.tls import ensure_tls
+
+    listening = read_listening(settings.state_dir)
+    host = listening.host if listening else settings.host
+    port = listening.https_port if listening else settings.https_port
+    bundle = listening.bundle if listening else str(ensure_tls(settings.state_dir, settings.host).bundle)
+    authority = _authority(host, port)
+    values = {
+        "FAL_KEY": settings.keys[0] if settings.keys else "fal-emulator-key",
+        "FAL_QUEUE_RUN_HOST": authority,
+        "FAL_RUN_HOST": f"{authority}/run",
+        "SSL_CERT_FILE": bundle,
+    }
+    return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ValueError as exc:
+        print(f"fal-emulator: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "env":
+        print("\n".join(env_lines(settings)))
+        return 0
+    from emulator.server import serve
+
+    try:
+        asyncio.run(serve(settings, log_level=args.log_level))
+    except OSError as exc:
+        print(f"fal-emulator: cannot serve: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Serve the emulator on two listeners, plain HTTP and HTTPS, from one app and one state.
+
+The Python client always speaks HTTPS to its queue host, and the JS client is easiest to point at plain
+HTTP, so `serve()` binds both (port 0 picks a free one), writes `server.json` in the state directory
+with the ports it got, and prints one `fal-emulator ready {json}` line: the readiness signal that
+`fal-emulator env`, the pytest fixture and scripts wait on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import Generator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import uvicorn
+
+from emulator.http.app import create_app
+from emulator.settings import Settings
+from emulator.tls import ensure_tls
+
+READY_PREFIX = "fal-emulator ready "
+
+
+@dataclass(frozen=True)
+class Listening:
+    """Where a running emulator listens, as written to `state_dir/server.json`."""
+
+    host: str
+    http_port: int
+    https_port: int
+    ca_cert: str
+    bundle: str
+    pid: int
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{_authority(self.host, self.http_port)}"
+
+    @property
+    def https_url(self) -> str:
+        return f"https://{_authority(self.host, self.https_port)}"
+
+
+def _authority(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in {"0.0.0.0", ""} else "::1" if host == "::" else host
+    return f"[{shown}]:{port}" if ":" in shown else f"{shown}:{port}"
+
+
+def server_file(state_dir: Path) -> Path:
+    return state_dir / "server.json"
+
+
+def read_listening(state_dir: Path) -> Listening | None:
+    """The last `server.json` written under `state_dir`, or None."""
+    try:
+        return Listening(**json.loads(server_file(state_dir).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0: any free port). Raises OSError if it is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=2048)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its own signal handling: `serve()` stops both listeners together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def serve(settings: Settings, *, log_level: str = "info") -> None:
+    """Run until SIGINT/SIGTERM. Raises OSError when a port cannot be bound or the state dir written."""
+    tls = ensure_tls(settings.state_dir, settings.host)
+    http_socket, https_socket = bind(settings.host, settings.http_port), bind(settings.host, settings.https_port)
+    app = create_app(settings)
+    servers = [
+        _Server(uvicorn.Config(app, lifespan="off", log_level=log_level, timeout_graceful_shutdown=1)),
+        _Server(
+            uvicorn.Config(
+                app,
+                lifespan="off",
+                log_level=log_level,
+                timeout_graceful_shutdown=1,
+                ssl_certfile=tls.server_cert,
+                ssl_keyfile=tls.server_key,
+            )
+        ),
+    ]
+
+    def stop() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop)
+    tasks = [
+        asyncio.create_task(servers[0].serve([http_socket])),
+        asyncio.create_task(servers[1].serve([https_socket])),
+    ]
+    while not all(server.started for server in servers):
+        if any(task.done() for task in tasks):
+            await asyncio.gather(*tasks)
+            raise SystemExit(1)
+        await asyncio.sleep(0.005)
+    listening = Listening(
+        host=settings.host,
+        http_port=http_socket.getsockname()[1],
+        https_port=https_socket.getsockname()[1],
+        ca_cert=str(tls.ca_cert),
+        bundle=str(tls.bundle),
+        pid=os.getpid(),
+    )
+    server_file(settings.state_dir).write_text(json.dumps(asdict(listening), indent=2) + "\n")
+    print(READY_PREFIX + json.dumps(asdict(listening)), flush=True)
+    print(f"fal-emulator: queue {listening.https_url} (HTTPS) and {listening.http_url} (HTTP)", file=sys.stderr)
+    await asyncio.gather(*tasks)
