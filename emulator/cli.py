@@ -10,8 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from emulator import __version__
+from emulator.catalog import Catalog, Endpoint, load_catalog
 from emulator.queue import PRESETS
 from emulator.settings import Settings
+
+DEFAULT_KEY = "fal-emulator-key"
 
 SERVE_EPILOG = """\
 timing:
@@ -59,7 +62,30 @@ def _parser() -> argparse.ArgumentParser:
 
     env = commands.add_parser("env", help="print the export lines that point fal_client at the emulator")
     env.add_argument("--state-dir", type=Path, help="the state directory of the running emulator")
+
+    commands.add_parser("endpoints", help="print the endpoints the emulator serves, as a Markdown table")
     return parser
+
+
+def endpoints_table(catalog: Catalog) -> str:
+    """A Markdown table of the catalogue: endpoint id, app id, required inputs and output choices."""
+
+    def choices(endpoint: Endpoint, name: str, absent: str) -> str:
+        values = endpoint.enum(name)
+        return ", ".join(f"`{value}`" for value in values) if values else absent
+
+    rows = [
+        "| endpoint id | app id | required inputs | aspect_ratio | resolution | duration | audio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for endpoint in catalog:
+        required = ", ".join(f"`{name}`" for name in endpoint.input_schema.get("required", []))
+        audio = "`generate_audio`" if "generate_audio" in endpoint.properties else "never"
+        rows.append(
+            f"| `{endpoint.endpoint_id}` | `{endpoint.app_id}` | {required} | {choices(endpoint, 'aspect_ratio', '–')} "
+            f"| {choices(endpoint, 'resolution', '`720p` (fixed)')} | {choices(endpoint, 'duration', '–')} | {audio} |"
+        )
+    return "\n".join(rows)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -72,21 +98,17 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def env_lines(settings: Settings) -> list[str]:
-    """The `export` lines for a shell: fal_client reads these at import (fal_client 1.0.3 `auth.py`)."""
-    from emulator.server import _authority, read_listening
+    """The `export` lines for a shell, for the running emulator (or the configured ports if none runs)."""
+    from emulator.server import client_env, read_listening
     from emulator.tls import ensure_tls
 
     listening = read_listening(settings.state_dir)
-    host = listening.host if listening else settings.host
-    port = listening.https_port if listening else settings.https_port
-    bundle = listening.bundle if listening else str(ensure_tls(settings.state_dir, settings.host).bundle)
-    authority = _authority(host, port)
-    values = {
-        "FAL_KEY": settings.keys[0] if settings.keys else "fal-emulator-key",
-        "FAL_QUEUE_RUN_HOST": authority,
-        "FAL_RUN_HOST": f"{authority}/run",
-        "SSL_CERT_FILE": bundle,
-    }
+    key = settings.keys[0] if settings.keys else DEFAULT_KEY
+    if listening:
+        values = client_env(listening.host, listening.https_port, listening.bundle, key)
+    else:
+        bundle = str(ensure_tls(settings.state_dir, settings.host).bundle)
+        values = client_env(settings.host, settings.https_port, bundle, key)
     return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
 
 
@@ -97,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"fal-emulator: {exc}", file=sys.stderr)
         return 2
+    if args.command == "endpoints":
+        print(endpoints_table(load_catalog(settings.openapi_dir)))
+        return 0
     if args.command == "env":
         print("\n".join(env_lines(settings)))
         return 0

@@ -53,6 +53,21 @@ def _authority(host: str, port: int) -> str:
     return f"[{shown}]:{port}" if ":" in shown else f"{shown}:{port}"
 
 
+def client_env(host: str, https_port: int, bundle: str, key: str) -> dict[str, str]:
+    """The variables that point an unmodified fal_client at an emulator; fal_client reads them at import.
+
+    fal_client 1.0.3 builds `https://{FAL_QUEUE_RUN_HOST}/` and `https://{FAL_RUN_HOST}/` (`auth.py`,
+    `client.py`); the sync API is served under `/run/`, so `FAL_RUN_HOST` carries that path.
+    """
+    authority = _authority(host, https_port)
+    return {
+        "FAL_KEY": key,
+        "FAL_QUEUE_RUN_HOST": authority,
+        "FAL_RUN_HOST": f"{authority}/run",
+        "SSL_CERT_FILE": bundle,
+    }
+
+
 def server_file(state_dir: Path) -> Path:
     return state_dir / "server.json"
 

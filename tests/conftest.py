@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from emulator.http.app import create_app
+from emulator.settings import Settings
+
+KEY = {"Authorization": "Key test-key"}
+
+SEED_REQUESTS = {
+    "fal-ai/veo3/image-to-video": {
+        "prompt": 'A woman looks into the camera, breathes in, then exclaims energetically, "have you guys checked out '
+        "Veo3 Image-to-Video on Fal? It's incredible!\"",
+        "image_url": "https://storage.googleapis.com/falserverless/example_inputs/veo3-i2v-input.png",
+        "aspect_ratio": "auto",
+        "duration": "8s",
+        "generate_audio": True,
+        "resolution": "720p",
+    },
+    "fal-ai/veo2/image-to-video": {
+        "prompt": "A lego chef cooking eggs",
+        "image_url": "https://fal.media/files/elephant/6fq8JDSjb1osE_c3J_F2H.png",
+        "aspect_ratio": "auto",
+        "duration": "5s",
+    },
+    "fal-ai/veo3.1/reference-to-video": {
+        "prompt": "A chimpanzee wearing overalls frolics in the grassy field, gently playing with the butterflies. "
+        "In the background, a circus tent and carousel beckon.",
+        "aspect_ratio": "16:9",
+        "duration": "8s",
+        "resolution": "720p",
+        "generate_audio": True,
+        "image_urls": [
+            "https://storage.googleapis.com/falserverless/example_inputs/veo31-r2v-input-1.png",
+            "https://storage.googleapis.com/falserverless/example_inputs/veo31-r2v-input-2.png",
+            "https://storage.googleapis.com/falserverless/example_inputs/veo31-r2v-input-3.png",
+        ],
+    },
+    "fal-ai/veo3.1/fast/image-to-video": {
+        "prompt": 'A woman looks into the camera, breathes in, then exclaims energetically, "have you guys checked out '
+        "Veo3 Image-to-Video on Fal? It's incredible!\"",
+        "image_url": "https://storage.googleapis.com/falserverless/example_inputs/veo3-i2v-input.png",
+    },
+}
+# (width, height, seconds, audio) each seed example asks for.
+SEED_CLIPS = {
+    "fal-ai/veo3/image-to-video": (1280, 720, 8, True),
+    "fal-ai/veo2/image-to-video": (1280, 720, 5, False),
+    "fal-ai/veo3.1/reference-to-video": (1280, 720, 8, True),
+    "fal-ai/veo3.1/fast/image-to-video": (1280, 720, 8, True),
+}
+
+ClientFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def make_client(tmp_path: Path) -> Iterator[ClientFactory]:
+    """In-process clients of an emulator built with the given settings (seed 7, polls:1 by default)."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: object) -> TestClient:
+        values: dict[str, object] = {"seed": 7, "policy": "polls:1", "state_dir": tmp_path, **overrides}
+        client = TestClient(create_app(Settings(**values)), raise_server_exceptions=False)  # type: ignore[arg-type]
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def client(make_client: ClientFactory) -> TestClient:
+    return make_client()
