@@ -58,13 +58,18 @@ class EmulatorProcess:
             self.output.append(line)
 
     def stop(self) -> None:
-        if self._process and self._process.poll() is None:
-            self._process.terminate()
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
             try:
-                self._process.wait(timeout=10)
+                process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+                process.kill()
+                process.wait()
+        if process.stdout:
+            process.stdout.close()
 
     def client_env(self, key: str = "fal-emulator-key") -> dict[str, str]:
         """The variables that point an unmodified fal_client at this emulator (set them before import)."""

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -11,7 +12,7 @@ from emulator.settings import Settings
 
 KEY = {"Authorization": "Key test-key"}
 
-SEED_REQUESTS = {
+SEED_REQUESTS: dict[str, dict[str, Any]] = {
     "fal-ai/veo3/image-to-video": {
         "prompt": 'A woman looks into the camera, breathes in, then exclaims energetically, "have you guys checked out '
         "Veo3 Image-to-Video on Fal? It's incredible!\"",

@@ -11,6 +11,7 @@ import asyncio
 import importlib
 import io
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -41,20 +42,22 @@ def fal(server: EmulatorProcess) -> Iterator[ModuleType]:
             patch.setenv(name, value)
         module = importlib.import_module("fal_client")
         yield module
+        if "_client" in vars(module.sync_client):  # the default client's connection pool (cached_property)
+            module.sync_client._client.close()
     for name in [name for name in sys.modules if name == "fal_client" or name.startswith("fal_client.")]:
         del sys.modules[name]
 
 
 def download(url: str, server: EmulatorProcess) -> bytes:
     assert server.listening is not None
-    response = httpx.get(url, verify=server.listening.bundle)
+    response = httpx.get(url, verify=ssl.create_default_context(cafile=server.listening.bundle))
     response.raise_for_status()
     return response.content
 
 
 def assert_video(data: bytes, expected: tuple[int, int, int, bool]) -> None:
     width, height, seconds, audio = expected
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         video = container.streams.video[0]
         assert video.codec_context.name == "h264"
         assert (video.width, video.height) == (width, height)
@@ -137,6 +140,7 @@ def test_async_client_subscribe(fal: Any, server: EmulatorProcess, endpoint_id: 
         output = await client.subscribe(
             endpoint_id, arguments=SEED_REQUESTS[endpoint_id], with_logs=True, on_queue_update=updates.append
         )
+        await (await client._client).aclose()  # AsyncClient has no close(); release its connection pool
         return output, updates
 
     output, updates = asyncio.run(go())

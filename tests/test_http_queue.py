@@ -276,3 +276,9 @@ def test_sync_run_validates_input_too(client: TestClient) -> None:
 def test_health_needs_no_key(client: TestClient) -> None:
     response = client.get("/_emulator/health")
     assert (response.status_code, response.json()["status"], response.json()["endpoints"]) == (200, "ok", 18)
+
+
+def test_a_wrong_method_on_a_known_path_is_405(client: TestClient) -> None:
+    response = client.get(f"/{ENDPOINT}", headers=KEY)
+    assert (response.status_code, response.json()) == (405, {"detail": "Method Not Allowed"})
+    assert response.headers["allow"] == "POST"

@@ -53,8 +53,13 @@ async def fal_error(request: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own 404/405 in fal's shape (fal apps answer `{"detail": "Path /x not found"}`)."""
     assert isinstance(exc, HTTPException)
-    detail = f"Path {request.url.path} not found" if exc.status_code == 404 else exc.detail
-    return fal_json({"detail": detail}, exc.status_code, _answer_id(request), exc.headers)
+    path = request.url.path
+    status_code, headers = exc.status_code, exc.headers
+    # Every path matches the submit route, so a GET of an unknown path is a 405 to Starlette; it is a 404.
+    if status_code == 405 and "/requests/" not in path and emulator_of(request).catalog.get(path) is None:
+        status_code, headers = 404, None
+    detail = f"Path {path} not found" if status_code == 404 else exc.detail
+    return fal_json({"detail": detail}, status_code, _answer_id(request), headers)
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
