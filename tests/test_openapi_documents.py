@@ -19,6 +19,8 @@ from jsonschema import Draft7Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
+from tests.conftest import SEED_REQUESTS
+
 OPENAPI_DIR = Path(__file__).resolve().parent.parent / "openapi"
 
 ENDPOINT_IDS = frozenset(
@@ -145,27 +147,9 @@ SEED_DESCRIPTIONS: dict[str, dict[str, str]] = {
 
 # Seed request examples, verbatim.
 SEED_EXAMPLES: dict[str, dict[str, Any]] = {
-    "fal-ai/veo2/image-to-video": {
-        "prompt": "A lego chef cooking eggs",
-        "image_url": "https://fal.media/files/elephant/6fq8JDSjb1osE_c3J_F2H.png",
-        "aspect_ratio": "auto",
-        "duration": "5s",
-    },
-    "fal-ai/veo3.1/reference-to-video": {
-        "prompt": (
-            "A chimpanzee wearing overalls frolics in the grassy field, gently playing with the butterflies. "
-            "In the background, a circus tent and carousel beckon."
-        ),
-        "aspect_ratio": "16:9",
-        "duration": "8s",
-        "resolution": "720p",
-        "generate_audio": True,
-        "image_urls": [
-            "https://storage.googleapis.com/falserverless/example_inputs/veo31-r2v-input-1.png",
-            "https://storage.googleapis.com/falserverless/example_inputs/veo31-r2v-input-2.png",
-            "https://storage.googleapis.com/falserverless/example_inputs/veo31-r2v-input-3.png",
-        ],
-    },
+    "fal-ai/veo2/image-to-video": SEED_REQUESTS["fal-ai/veo2/image-to-video"],
+    "fal-ai/veo3.1/reference-to-video": SEED_REQUESTS["fal-ai/veo3.1/reference-to-video"],
+    # seed 004's "Full Example" (the request the Python usage sends is its "Required Parameters Example")
     "fal-ai/veo3.1/fast/image-to-video": {
         "prompt": (
             'A woman looks into the camera, breathes in, then exclaims energetically, "have you guys checked out '
