@@ -24,6 +24,9 @@ from emulator.paths import OPENAPI_DIR
 
 JSON = dict[str, Any]
 
+# libyaml's loader when PyYAML was built with it (about 10x faster), else the pure-Python one; both safe.
+SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 # Namespaces that shift the owner/alias split by one (fal_client `APP_NAMESPACES`, JS `ENDPOINT_NAMESPACES`).
 APP_NAMESPACES = ("workflows", "comfy")
 
@@ -150,7 +153,7 @@ def load_catalog(directory: Path = OPENAPI_DIR) -> Catalog:
         if path.suffix not in {".yaml", ".yml", ".json"}:
             continue
         try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+            document = yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader)
             endpoints.append(endpoint_from_document(document))
         except (yaml.YAMLError, CatalogError) as exc:
             raise CatalogError(f"{path.name}: {exc}") from exc

@@ -64,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     env.add_argument("--state-dir", type=Path, help="the state directory of the running emulator")
 
     commands.add_parser("endpoints", help="print the endpoints the emulator serves, as a Markdown table")
+
+    contracts = commands.add_parser(
+        "contracts",
+        help="check an endpoint (this emulator, real fal, a reseller) against the contracts",
+        add_help=False,
+    )
+    contracts.add_argument("contract_args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -103,7 +110,7 @@ def env_lines(settings: Settings) -> list[str]:
     from emulator.tls import ensure_tls
 
     listening = read_listening(settings.state_dir)
-    key = settings.keys[0] if settings.keys else DEFAULT_KEY
+    key = settings.keys[0] if settings.keys else (listening.key if listening else None) or DEFAULT_KEY
     if listening:
         values = client_env(listening.host, listening.https_port, listening.bundle, key)
     else:
@@ -114,6 +121,10 @@ def env_lines(settings: Settings) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "contracts":
+        from contracts.cli import main as contracts_main
+
+        return contracts_main(args.contract_args)
     try:
         settings = _settings(args)
     except ValueError as exc:

@@ -51,14 +51,17 @@ class FalError(Exception):
         return f"Invalid status code: {self.status_code}"
 
 
+NO_INPUT: Any = object()  # marks an error item that echoes no input (distinct from an input of null)
+
+
 def error_item(
-    loc: Sequence[str | int], msg: str, type_: str, *, input_: Any = None, ctx: Mapping[str, Any] | None = None
+    loc: Sequence[str | int], msg: str, type_: str, *, input_: Any = NO_INPUT, ctx: Mapping[str, Any] | None = None
 ) -> JSON:
     """One entry of a model error's `detail` list: `{loc, msg, type, url, ctx?, input?}`."""
     item: JSON = {"loc": list(loc), "msg": msg, "type": type_, "url": ERROR_DOCS_URL.format(type=type_)}
     if ctx:
         item["ctx"] = dict(ctx)
-    if input_ is not None:
+    if input_ is not NO_INPUT:
         item["input"] = input_
     return item
 

@@ -1,8 +1,11 @@
 """Reading input files without the network: `data:` URIs are decoded, other URLs are never fetched.
 
 fal accepts "your own URL or a Base64 data URI" for every file field (fal model pages, section
-"Files"). The emulator is offline by design (no SSRF), so it reads only what is inline: a `data:`
-URI, decoded by the standard library's RFC 2397 handler, and an image's size, read by Pillow.
+"Files"), and rejects files it cannot use with model errors (https://fal.ai/docs/documentation/
+model-apis/errors.md): `file_too_large` (8 MB for Veo inputs: "Input images up to 8MB in size"),
+`image_load_error`, `unsupported_image_format`, `image_too_large`. The emulator is offline by design
+(no SSRF), so it checks only what is inline: `data:` URIs, decoded by the standard library's
+RFC 2397 handler and identified by Pillow.
 """
 
 from __future__ import annotations
@@ -10,13 +13,19 @@ from __future__ import annotations
 import io
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-# Input fields that carry the image whose shape `aspect_ratio: auto` follows, in order of preference.
-IMAGE_FIELDS = ("image_url", "first_frame_url", "image_urls")
+from emulator.errors import ModelError
+from emulator.failures import FAILURES
+
+# Input fields that carry images, in order of preference for `aspect_ratio: auto`.
+IMAGE_FIELDS = ("image_url", "first_frame_url", "image_urls", "last_frame_url")
+MAX_FILE_BYTES = 8 * 1024 * 1024
+# Pillow format name -> the name fal's `supported_formats` lists.
+SUPPORTED_IMAGE_FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
 
 _opener = urllib.request.OpenerDirector()
 _opener.add_handler(urllib.request.DataHandler())
@@ -33,21 +42,52 @@ def decode_data_uri(uri: str) -> tuple[str, bytes] | None:
         return None
 
 
-def image_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) in pixels of an encoded image, or None when Pillow cannot identify it."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.size
-    except (UnidentifiedImageError, OSError, ValueError):
-        return None
-
-
-def input_image_size(arguments: Mapping[str, Any]) -> tuple[int, int] | None:
-    """The size of the request's input image, when it is a readable `data:` URI; else None."""
+def _image_urls(arguments: Mapping[str, Any]) -> Iterator[tuple[list[str | int], str]]:
     for name in IMAGE_FIELDS:
         value = arguments.get(name)
-        url = value[0] if isinstance(value, list) and value else value
-        if isinstance(url, str):
-            decoded = decode_data_uri(url)
-            return image_size(decoded[1]) if decoded else None
-    return None
+        if isinstance(value, str):
+            yield ["body", name], value
+        elif isinstance(value, list):
+            for index, url in enumerate(value):
+                if isinstance(url, str):
+                    yield ["body", name, index], url
+
+
+def _check_image(loc: list[str | int], uri: str) -> tuple[int, int]:
+    """The size of the image in a `data:` URI. Raises ModelError naming `loc` when fal would refuse it."""
+
+    def refuse(name: str) -> ModelError:
+        error = FAILURES[name].error()
+        assert isinstance(error, ModelError)
+        error.items[0]["loc"] = loc
+        return error
+
+    decoded = decode_data_uri(uri)
+    if decoded is None:
+        raise refuse("image_load_error")
+    data = decoded[1]
+    if len(data) > MAX_FILE_BYTES:
+        raise refuse("file_too_large")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format not in SUPPORTED_IMAGE_FORMATS:
+                raise refuse("unsupported_image_format")
+            return image.size
+    except Image.DecompressionBombError:
+        raise refuse("image_too_large") from None
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise refuse("image_load_error") from None
+
+
+def check_input_images(arguments: Mapping[str, Any]) -> tuple[int, int] | None:
+    """Check every inline input image; return the size (width, height) of the one `auto` follows.
+
+    Raises ModelError (422) for the first `data:` image fal would refuse. Other URLs are not read.
+    """
+    first: tuple[int, int] | None = None
+    for index, (loc, uri) in enumerate(_image_urls(arguments)):
+        if uri.startswith("data:"):
+            size = _check_image(loc, uri)
+            if index == 0:
+                first = size
+    return first

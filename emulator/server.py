@@ -38,6 +38,7 @@ class Listening:
     ca_cert: str
     bundle: str
     pid: int
+    key: str | None = None  # the first accepted key when `--key` restricts them, so `env` can export it
 
     @property
     def http_url(self) -> str:
@@ -150,8 +151,15 @@ async def serve(settings: Settings, *, log_level: str = "info") -> None:
         ca_cert=str(tls.ca_cert),
         bundle=str(tls.bundle),
         pid=os.getpid(),
+        key=settings.keys[0] if settings.keys else None,
     )
-    server_file(settings.state_dir).write_text(json.dumps(asdict(listening), indent=2) + "\n")
+    record = server_file(settings.state_dir)
+    record.touch(mode=0o600)
+    record.write_text(json.dumps(asdict(listening), indent=2) + "\n")
     print(READY_PREFIX + json.dumps(asdict(listening)), flush=True)
     print(f"fal-emulator: queue {listening.https_url} (HTTPS) and {listening.http_url} (HTTP)", file=sys.stderr)
-    await asyncio.gather(*tasks)
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        if read_listening(settings.state_dir) == listening:  # another server may have taken the state dir over
+            record.unlink(missing_ok=True)

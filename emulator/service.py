@@ -13,7 +13,7 @@ from emulator.catalog import Catalog, Endpoint, app_id_of
 from emulator.clock import VirtualClock
 from emulator.errors import NotFound, RequestError, RequestNotFound
 from emulator.ids import IdSource
-from emulator.inputs import input_image_size
+from emulator.inputs import check_input_images
 from emulator.media import MediaLibrary
 from emulator.queue import Outcome, Policy, Queue, StatusView, Store
 from emulator.settings import Settings
@@ -62,8 +62,10 @@ class Emulator:
             raise NotFound(f"Endpoint '{endpoint_id}' not found")
         return endpoint
 
-    def _outcome(self, endpoint: Endpoint, arguments: dict[str, Any], base_url: str) -> tuple[Outcome, ClipSpec]:
-        spec = clip_for(endpoint, arguments, input_image_size(arguments))
+    def _outcome(
+        self, endpoint: Endpoint, arguments: dict[str, Any], image: tuple[int, int] | None, base_url: str
+    ) -> tuple[Outcome, ClipSpec]:
+        spec = clip_for(endpoint, arguments, image)
         try:
             clip = self.media.clip(spec)
         except LookupError as exc:
@@ -75,7 +77,8 @@ class Emulator:
         endpoint = self.endpoint(endpoint_id)
         arguments = parse_json_body(body)
         self._validators[endpoint.endpoint_id].validate(arguments)
-        outcome, spec = self._outcome(endpoint, arguments, self.settings.public_url or base_url)
+        image = check_input_images(arguments)
+        outcome, spec = self._outcome(endpoint, arguments, image, self.settings.public_url or base_url)
         return self.queue.submit(
             endpoint.endpoint_id,
             endpoint.app_id,
@@ -89,7 +92,7 @@ class Emulator:
     def _owned(self, app_path: str, request_id: str) -> None:
         """Raises RequestNotFound unless `request_id` was submitted to the app `app_path` names."""
         request = self.store.get(request_id)
-        if request is None or app_id_of(app_path) != request.app_id:
+        if request is None or app_id_of(app_path.strip("/")) != request.app_id:
             raise RequestNotFound(request_id)
 
     def status(self, app_path: str, request_id: str, *, poll: bool = True) -> StatusView:

@@ -71,9 +71,10 @@ class EmulatorProcess:
         if process.stdout:
             process.stdout.close()
 
-    def client_env(self, key: str = "fal-emulator-key") -> dict[str, str]:
+    def client_env(self, key: str | None = None) -> dict[str, str]:
         """The variables that point an unmodified fal_client at this emulator (set them before import)."""
         assert self.listening is not None, "start() first"
+        key = key or self.listening.key or "fal-emulator-key"
         return client_env(self.listening.host, self.listening.https_port, self.listening.bundle, key)
 
     def __enter__(self) -> EmulatorProcess:

@@ -10,6 +10,7 @@ pydantic v2's. Sources: https://fal.ai/docs/documentation/model-apis/errors.md; 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -72,14 +73,24 @@ class InputValidator:
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         self._validator = Draft202012Validator(schema)
+        self._order = {name: index for index, name in enumerate(schema.get("properties", {}))}
+
+    def _position(self, item: JSON) -> tuple[int, str]:
+        """Sort key: the field's place in the schema (pydantic reports fields in declaration order)."""
+        loc = item["loc"]
+        field = loc[1] if len(loc) > 1 else ""
+        return self._order.get(str(field), len(self._order)), json.dumps(loc[2:])
 
     def errors(self, instance: Any) -> list[JSON]:
-        """fal `detail` items for every problem in `instance` (empty when it is valid)."""
-        ordered = sorted(self._validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
+        """fal `detail` items for every problem in `instance` (empty when it is valid), in schema order."""
         items: list[JSON] = []
-        for error in ordered:  # jsonschema reports `required` once per missing field, each naming all of them
+        for error in self._validator.iter_errors(instance):
+            # jsonschema reports `required` once per missing field, each naming all of them: keep one of each.
             items.extend(item for item in _items(error) if item not in items)
-        return items
+        # A value outside an enum is one `literal_error` (as pydantic says it), not also a type error.
+        literal_locs = [item["loc"] for item in items if item["type"] == "literal_error"]
+        items = [item for item in items if item["type"] == "literal_error" or item["loc"] not in literal_locs]
+        return sorted(items, key=self._position)
 
     def validate(self, instance: Any) -> None:
         """Raises ModelError (422) listing every problem in `instance`."""
@@ -88,18 +99,35 @@ class InputValidator:
             raise ModelError(items)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
 def parse_json_body(raw: bytes) -> Any:
     """Decode a request body as JSON the way FastAPI does. Raises ModelError (422) when it is not JSON.
 
-    An empty body is `missing`; a malformed one is `json_invalid` with the error and its position.
+    An empty body is `missing`; anything else that is not strict JSON (malformed text, `NaN`, numbers
+    out of range, lone surrogates, nesting too deep for the parser) is `json_invalid`.
     """
     if not raw.strip():
         raise ModelError([error_item(["body"], "Field required", "missing")])
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        position = exc.pos if isinstance(exc, json.JSONDecodeError) else exc.start
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else exc.reason
-        raise ModelError(
-            [error_item(["body", position], "JSON decode error", "json_invalid", input_={}, ctx={"error": reason})]
-        ) from None
+        value = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # lone surrogates cannot be UTF-8
+        return value
+    except json.JSONDecodeError as exc:
+        position, reason = exc.pos, exc.msg
+    except UnicodeError as exc:
+        position, reason = getattr(exc, "start", 0), str(getattr(exc, "reason", exc))
+    except (ValueError, RecursionError) as exc:
+        position, reason = 0, str(exc) if isinstance(exc, ValueError) else "nesting too deep"
+    raise ModelError(
+        [error_item(["body", position], "JSON decode error", "json_invalid", input_={}, ctx={"error": reason})]
+    )

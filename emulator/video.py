@@ -110,7 +110,8 @@ def clip_for(endpoint: Endpoint, arguments: Mapping[str, Any], image_size: tuple
     """
 
     def field(name: str, fallback: Any) -> Any:
-        value = arguments.get(name, endpoint.default(name))
+        # Only fields the endpoint declares count: fal ignores unknown fields (pydantic's default).
+        value = arguments.get(name, endpoint.default(name)) if name in endpoint.properties else None
         return fallback if value is None else value
 
     resolution = field("resolution", DEFAULT_RESOLUTION)

@@ -7,10 +7,12 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from emulator.catalog import load_catalog
 from emulator.http.app import create_app
 from emulator.settings import Settings
 
 KEY = {"Authorization": "Key test-key"}
+CATALOG = load_catalog()  # parsed once for every in-process app
 
 SEED_REQUESTS: dict[str, dict[str, Any]] = {
     "fal-ai/veo3/image-to-video": {
@@ -65,7 +67,8 @@ def make_client(tmp_path: Path) -> Iterator[ClientFactory]:
 
     def make(**overrides: object) -> TestClient:
         values: dict[str, object] = {"seed": 7, "policy": "polls:1", "state_dir": tmp_path, **overrides}
-        client = TestClient(create_app(Settings(**values)), raise_server_exceptions=False)  # type: ignore[arg-type]
+        app = create_app(Settings(**values), catalog=CATALOG)  # type: ignore[arg-type]
+        client = TestClient(app, raise_server_exceptions=False)
         clients.append(client)
         return client
 

@@ -55,3 +55,17 @@ def test_an_unknown_file_is_404_json(client: TestClient) -> None:
     response = client.get("/files/nope.mp4")
     assert response.status_code == 404
     assert response.json() == {"detail": "File nope.mp4 not found"}
+
+
+def test_a_malformed_or_reversed_range_is_ignored(client: TestClient) -> None:
+    for value in ("bytes=abc", "bytes=5-1", "items=0-1"):
+        response = client.get(f"/files/{CLIP}", headers={"Range": value})
+        assert response.status_code == 200
+        assert len(response.content) == clip_size()
+
+
+def test_weak_and_star_if_none_match_revalidate(client: TestClient) -> None:
+    etag = client.get(f"/files/{CLIP}").headers["etag"]
+    for value in (f"W/{etag}", "*", f'"other", {etag}'):
+        assert client.get(f"/files/{CLIP}", headers={"If-None-Match": value}).status_code == 304
+    assert client.get(f"/files/{CLIP}", headers={"If-None-Match": '"other"'}).status_code == 200

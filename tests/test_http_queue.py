@@ -282,3 +282,61 @@ def test_a_wrong_method_on_a_known_path_is_405(client: TestClient) -> None:
     response = client.get(f"/{ENDPOINT}", headers=KEY)
     assert (response.status_code, response.json()) == (405, {"detail": "Method Not Allowed"})
     assert response.headers["allow"] == "POST"
+
+
+def test_fields_an_endpoint_does_not_declare_are_ignored_like_fal_does(make_client: ClientFactory) -> None:
+    client = make_client(policy="instant")
+    for resolution in ("banana", 123, ["4k"], "1080p"):
+        body = {"prompt": "x", "resolution": resolution, "duration": "8s"}
+        answer = submit(client, "fal-ai/veo2", body)
+        result = get(client, answer["response_url"])
+        assert result.status_code == 200
+        assert result.json()["video"]["file_name"] == "1280x720_8s_silent.mp4"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"prompt": "x", "seed": NaN}',
+        b'{"prompt": "x", "seed": -Infinity}',
+        b'{"prompt": "x", "seed": 1e400}',
+        b'{"prompt": "x", "aspect_ratio": "\\ud800"}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"prompt": "x", "seed": ' + b"7" * 5000 + b"}",
+    ],
+    ids=["nan", "infinity", "overflow", "lone-surrogate", "deep-nesting", "huge-integer"],
+)
+def test_json_that_is_not_strict_json_is_422_json_invalid(client: TestClient, raw: bytes) -> None:
+    response = client.post(f"/{ENDPOINT}", content=raw, headers={**KEY, "Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+    assert_fal_json(response)
+
+
+@pytest.mark.parametrize("request_id", ["%E2%82%AC", "%0A", "a%0D%0Ab", "x" * 200])
+@pytest.mark.parametrize("suffix", ["/status", "", "/cancel"])
+def test_odd_request_ids_are_404_and_never_echoed_into_headers(
+    client: TestClient, request_id: str, suffix: str
+) -> None:
+    method = "PUT" if suffix == "/cancel" else "GET"
+    response = client.request(method, f"/fal-ai/veo3/requests/{request_id}{suffix}", headers=KEY)
+    assert response.status_code == 404
+    assert_fal_json(response)
+    assert "\n" not in response.headers["x-fal-request-id"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/fal-ai/veo3/requests/", 404),
+        ("GET", "/fal-ai/veo3/requests/abc/", 404),
+        ("POST", "/fal-ai/veo3/requests/abc/cancel", 405),
+        ("POST", "/fal-ai/veo3/requests/abc/status", 405),
+        ("GET", "/fal-ai/veo3/requests/abc/cancel", 405),
+        ("DELETE", f"/{ENDPOINT}", 405),
+    ],
+)
+def test_wrong_methods_are_405_and_unknown_paths_404(client: TestClient, method: str, path: str, status: int) -> None:
+    response = client.request(method, path, headers=KEY)
+    assert response.status_code == status
+    assert_fal_json(response)

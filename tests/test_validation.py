@@ -120,3 +120,19 @@ def test_a_body_that_is_not_utf8_is_json_invalid() -> None:
     with pytest.raises(ModelError) as caught:
         parse_json_body(b'{"prompt": "\xff"}')
     assert caught.value.body["detail"][0]["type"] == "json_invalid"
+
+
+def test_a_null_input_is_echoed_as_null() -> None:
+    [item] = validator("fal-ai/veo3/image-to-video").errors({**example("fal-ai/veo3/image-to-video"), "prompt": None})
+    assert item["input"] is None and item["type"] == "string_type"
+
+
+def test_a_wrong_type_for_an_enum_field_is_one_literal_error() -> None:
+    items = validator("fal-ai/veo3/image-to-video").errors({**example("fal-ai/veo3/image-to-video"), "duration": 8})
+    assert [(item["loc"], item["type"]) for item in items] == [(["body", "duration"], "literal_error")]
+
+
+def test_problems_are_listed_in_schema_order() -> None:
+    body = {"resolution": "8k", "aspect_ratio": "2:1", "image_url": 5}
+    items = validator("fal-ai/veo3/image-to-video").errors(body)
+    assert [item["loc"][1] for item in items] == ["prompt", "image_url", "aspect_ratio", "resolution"]

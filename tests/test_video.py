@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from emulator.catalog import Endpoint, load_catalog
-from emulator.inputs import decode_data_uri, input_image_size
+from emulator.inputs import check_input_images, decode_data_uri
 from emulator.video import ClipSpec, clip_for, clip_specs, dimensions, parse_duration
 
 CATALOG = load_catalog()
@@ -54,14 +54,14 @@ def test_seed_example_of_veo3_image_to_video_without_readable_image_is_16_9() ->
 
 def test_auto_follows_a_portrait_data_uri_image() -> None:
     arguments = {"prompt": "p", "image_url": png_data_uri(90, 160)}
-    size = input_image_size(arguments)
+    size = check_input_images(arguments)
     assert size == (90, 160)
     assert clip_for(endpoint("fal-ai/veo3.1/fast/image-to-video"), arguments, size) == ClipSpec(720, 1280, 8, True)
 
 
 def test_auto_picks_square_when_the_endpoint_offers_it() -> None:
     arguments = {"prompt": "p", "image_url": png_data_uri(100, 95), "resolution": "1080p"}
-    spec = clip_for(endpoint("fal-ai/veo3.1/fast/image-to-video"), arguments, input_image_size(arguments))
+    spec = clip_for(endpoint("fal-ai/veo3.1/fast/image-to-video"), arguments, check_input_images(arguments))
     assert (spec.width, spec.height) == (1080, 1080)
 
 
@@ -76,7 +76,7 @@ def test_generate_audio_false_means_a_silent_clip() -> None:
 
 
 def test_external_urls_are_never_read() -> None:
-    assert input_image_size({"image_url": "https://storage.googleapis.com/x.png"}) is None
+    assert check_input_images({"image_url": "https://storage.googleapis.com/x.png"}) is None
     assert decode_data_uri("https://storage.googleapis.com/x.png") is None
 
 

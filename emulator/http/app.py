@@ -9,13 +9,13 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.catalog import Catalog, load_catalog
 from emulator.errors import FalError
 from emulator.http import media_routes, queue_routes
-from emulator.http.rendering import REQUEST_ID_HEADER, emulator_of, fal_json
+from emulator.http.rendering import REQUEST_ID_HEADER, emulator_of, fal_json, is_request_id
 from emulator.service import Emulator
 from emulator.settings import Settings
 
@@ -42,7 +42,7 @@ ROUTES = [
 
 def _answer_id(request: Request) -> str:
     request_id = request.path_params.get("request_id")
-    return str(request_id) if request_id else emulator_of(request).answer_ids.new()
+    return request_id if is_request_id(request_id) else emulator_of(request).answer_ids.new()
 
 
 async def fal_error(request: Request, exc: Exception) -> Response:
@@ -55,11 +55,19 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     path = request.url.path
     status_code, headers = exc.status_code, exc.headers
-    # Every path matches the submit route, so a GET of an unknown path is a 405 to Starlette; it is a 404.
-    if status_code == 405 and "/requests/" not in path and emulator_of(request).catalog.get(path) is None:
+    # Every path matches the submit route (POST), so Starlette answers 405 for any other method; that is
+    # only right where some other route has this path, or the path is a known endpoint.
+    if status_code == 405 and not _other_method_fits(request):
         status_code, headers = 404, None
     detail = f"Path {path} not found" if status_code == 404 else exc.detail
     return fal_json({"detail": detail}, status_code, _answer_id(request), headers)
+
+
+def _other_method_fits(request: Request) -> bool:
+    if emulator_of(request).catalog.get(request.url.path) is not None:
+        return True
+    scope = {**request.scope, "method": "GET" if request.method != "GET" else "PUT"}
+    return any(route.matches(scope)[0] is not Match.NONE for route in ROUTES[:-1])
 
 
 async def server_error(request: Request, exc: Exception) -> Response:

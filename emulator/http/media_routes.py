@@ -7,11 +7,39 @@ The ETag is the clip's SHA-256, so it is the same on every machine.
 
 from __future__ import annotations
 
+import re
+
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from emulator.errors import NotFound
 from emulator.http.rendering import emulator_of
+
+# RFC 9110 §14.2 `Range: bytes=…` (byte ranges only). A Range of any other form is ignored: 200, whole file.
+BYTE_RANGES = re.compile(r"bytes=\s*(\d+-\d*|-\d+)(\s*,\s*(\d+-\d*|-\d+))*\s*")
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 §13.1.2: `*` or any listed tag, weakly compared (a `W/` prefix is ignored)."""
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags
+
+
+class ClipResponse(FileResponse):
+    """A FileResponse that ignores a malformed or reversed Range instead of answering 400."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(name, value) for name, value in scope["headers"] if name != b"range" or _valid_range(value)]
+        await super().__call__({**scope, "headers": headers}, receive, send)
+
+
+def _valid_range(value: bytes) -> bool:
+    text = value.decode("latin-1")
+    if not BYTE_RANGES.fullmatch(text):
+        return False
+    spans = [part.strip().split("-") for part in text.split("=", 1)[1].split(",")]
+    return all(not start or not end or int(start) <= int(end) for start, end in spans)
 
 
 async def media(request: Request) -> Response:
@@ -20,6 +48,6 @@ async def media(request: Request) -> Response:
     if clip is None:
         raise NotFound(f"File {file_name} not found")
     etag = f'"{clip.sha256}"'
-    if etag in {tag.strip() for tag in request.headers.get("if-none-match", "").split(",")}:
+    if _matches(request.headers.get("if-none-match", ""), etag):
         return Response(status_code=304, headers={"etag": etag})
-    return FileResponse(clip.path, media_type="video/mp4", headers={"etag": etag, "cache-control": "public"})
+    return ClipResponse(clip.path, media_type="video/mp4", headers={"etag": etag, "cache-control": "public"})

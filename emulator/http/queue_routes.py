@@ -19,6 +19,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
@@ -42,7 +43,14 @@ def wants_logs(request: Request) -> bool:
     raise ModelError([error_item(["query", "logs"], "Input should be a valid boolean", "bool_parsing", input_=raw)])
 
 
+def _not_a_queue_path(endpoint_id: str) -> None:
+    """A POST to `…/requests/{id}[/…]` is a wrong method on a queue path, not an unknown endpoint."""
+    if "/requests/" in f"/{endpoint_id}":
+        raise HTTPException(405, headers={"Allow": "GET" if not endpoint_id.endswith("/cancel") else "PUT"})
+
+
 async def submit(request: Request) -> Response:
+    _not_a_queue_path(request.path_params["endpoint_id"])
     authenticate(request)
     emulator = emulator_of(request)
     view = emulator.submit(request.path_params["endpoint_id"], await request.body(), base_url(request))
@@ -107,6 +115,9 @@ async def run(request: Request) -> JSONResponse:
     emulator = emulator_of(request)
     view = emulator.submit(request.path_params["endpoint_id"], await request.body(), base_url(request))
     while emulator.queue.status(view.request_id).status is not Status.COMPLETED:
+        if await request.is_disconnected():  # the caller gave up: fal.run's request ends with it
+            emulator.queue.cancel(view.request_id)
+            break
         await asyncio.sleep(RUN_TICK)
     outcome = emulator.queue.result(view.request_id)
     return fal_json(outcome.body, outcome.status_code, view.request_id, outcome.headers)

@@ -6,8 +6,9 @@ Every answer is `application/json` (except media and the SSE stream) and carries
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -16,6 +17,12 @@ from emulator.queue import Status, StatusView
 from emulator.service import Emulator
 
 REQUEST_ID_HEADER = "x-fal-request-id"
+# What a request id can look like: fal's are UUIDs; anything else is unknown and never echoed in a header.
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def is_request_id(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and REQUEST_ID_PATTERN.fullmatch(value) is not None
 
 
 def emulator_of(request: Request) -> Emulator:
