@@ -7,6 +7,7 @@
      ├── NotFound               404 {"detail": "..."} (unknown endpoint or path)
      ├── RequestNotFound        404 {"status": "NOT_FOUND", "detail": "..."} (unknown request id)
      └── ResultNotReady         400 {"detail": "Request is still in progress"}
+    GatewayError                an nginx-style 502/503/504 page with no `x-fal-request-id` (not fal's app)
 
 Domain code raises; the HTTP layer renders `status_code`, `body` and `headers` in one place.
 Sources: https://fal.ai/docs/documentation/model-apis/errors.md (model errors),
@@ -123,3 +124,24 @@ class ResultNotReady(FalError):
 def client_cancelled() -> RequestError:
     """What a request cancelled by the client completes with (499 `client_cancelled`)."""
     return RequestError("client_cancelled", "Request cancelled by the client.", 499)
+
+
+def start_timeout() -> RequestError:
+    """What a request whose `X-Fal-Request-Timeout` start deadline passed completes with.
+
+    Source: https://fal.ai/docs/documentation/model-apis/common-parameters.md ("Platform Headers"):
+    504 + `X-Fal-Request-Timeout-Type: user`; fal_client 1.0.3 never retries it.
+    """
+    return RequestError("request_timeout", "Request timed out", 504, headers={"X-Fal-Request-Timeout-Type": "user"})
+
+
+class GatewayError(Exception):
+    """An error from the gateway in front of fal (HTML, no `x-fal-request-id`): clients retry these.
+
+    fal_client 1.0.3 `_is_ingress_error`: a 502/503/504 without `x-fal-request-id` whose body mentions nginx.
+    """
+
+    def __init__(self, status_code: int, html: str) -> None:
+        super().__init__(f"gateway error {status_code}")
+        self.status_code = status_code
+        self.html = html

@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
@@ -53,8 +53,8 @@ def _image_urls(arguments: Mapping[str, Any]) -> Iterator[tuple[list[str | int],
                     yield ["body", name, index], url
 
 
-def _check_image(loc: list[str | int], uri: str) -> tuple[int, int]:
-    """The size of the image in a `data:` URI. Raises ModelError naming `loc` when fal would refuse it."""
+def _check_image(loc: list[str | int], data: bytes | None) -> tuple[int, int]:
+    """The size of an input image. Raises ModelError naming `loc` when fal would refuse it."""
 
     def refuse(name: str) -> ModelError:
         error = FAILURES[name].error()
@@ -62,10 +62,8 @@ def _check_image(loc: list[str | int], uri: str) -> tuple[int, int]:
         error.items[0]["loc"] = loc
         return error
 
-    decoded = decode_data_uri(uri)
-    if decoded is None:
+    if data is None:
         raise refuse("image_load_error")
-    data = decoded[1]
     if len(data) > MAX_FILE_BYTES:
         raise refuse("file_too_large")
     try:
@@ -79,15 +77,24 @@ def _check_image(loc: list[str | int], uri: str) -> tuple[int, int]:
         raise refuse("image_load_error") from None
 
 
-def check_input_images(arguments: Mapping[str, Any]) -> tuple[int, int] | None:
-    """Check every inline input image; return the size (width, height) of the one `auto` follows.
+Reader = Callable[[str], "tuple[str, bytes] | None"]
 
-    Raises ModelError (422) for the first `data:` image fal would refuse. Other URLs are not read.
+
+def check_input_images(arguments: Mapping[str, Any], read_upload: Reader | None = None) -> tuple[int, int] | None:
+    """Check every input image the emulator can read; return the size (width, height) `auto` follows.
+
+    Readable are `data:` URIs and, through `read_upload`, files uploaded to this emulator. Raises
+    ModelError (422) for the first such image fal would refuse. Other URLs are never read.
     """
     first: tuple[int, int] | None = None
     for index, (loc, uri) in enumerate(_image_urls(arguments)):
         if uri.startswith("data:"):
-            size = _check_image(loc, uri)
-            if index == 0:
-                first = size
+            decoded = decode_data_uri(uri)
+        elif read_upload is not None and (decoded := read_upload(uri)) is not None:
+            pass
+        else:
+            continue
+        size = _check_image(loc, decoded[1] if decoded else None)
+        if index == 0:
+            first = size
     return first

@@ -5,6 +5,7 @@ This module is the emulator's core and imports no HTTP code. A request moves
     IN_QUEUE --start--> IN_PROGRESS --finish--> COMPLETED
     IN_QUEUE --cancel-> COMPLETED          (never runs; completes as `client_cancelled`)
     IN_PROGRESS --cancel-> COMPLETED       (the emulated runner honours the cancel)
+    IN_QUEUE --expire--> COMPLETED         (its start deadline passed: 504 `request_timeout`, type `user`)
 
 and a failed request is COMPLETED with an error outcome: fal has no FAILED status
 (https://fal.ai/docs/documentation/model-apis/inference/queue.md).
@@ -22,7 +23,7 @@ from enum import Enum
 from typing import Any, Literal, Protocol
 
 from emulator.clock import Clock, isoformat
-from emulator.errors import FalError, RequestNotFound, ResultNotReady, client_cancelled
+from emulator.errors import FalError, RequestNotFound, ResultNotReady, client_cancelled, start_timeout
 from emulator.ids import IdSource
 
 JSON = dict[str, Any]
@@ -34,13 +35,14 @@ class Status(str, Enum):
     COMPLETED = "COMPLETED"
 
 
-Event = Literal["start", "finish", "cancel"]
+Event = Literal["start", "finish", "cancel", "expire"]
 
 TRANSITIONS: Mapping[tuple[Status, Event], Status] = {
     (Status.IN_QUEUE, "start"): Status.IN_PROGRESS,
     (Status.IN_PROGRESS, "finish"): Status.COMPLETED,
     (Status.IN_QUEUE, "cancel"): Status.COMPLETED,
     (Status.IN_PROGRESS, "cancel"): Status.COMPLETED,
+    (Status.IN_QUEUE, "expire"): Status.COMPLETED,
 }
 # The event a policy fires to move a request on from each state.
 PROGRESS_EVENT: Mapping[Status, Event] = {Status.IN_QUEUE: "start", Status.IN_PROGRESS: "finish"}
@@ -175,6 +177,8 @@ class Request:
     started_at: float | None = None
     completed_at: float | None = None
     logs: list[JSON] = field(default_factory=list)
+    start_deadline: float | None = None  # POSIX seconds; from `X-Fal-Request-Timeout`
+    webhook_url: str | None = None  # from `?fal_webhook=`
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,7 @@ class Store(Protocol):
 
     def add(self, request: Request) -> None: ...
     def get(self, request_id: str) -> Request | None: ...
+    def all(self) -> list[Request]: ...
     def save(self, request: Request) -> None: ...
     def queued_before(self, request: Request) -> Iterator[Request]: ...
     def next_sequence(self) -> int: ...
@@ -226,11 +231,15 @@ class Queue:
         policy: Policy | None = None,
         units: float = 1.0,
         script: Sequence[tuple[float, str]] = (),
+        start_timeout: float | None = None,
+        webhook_url: str | None = None,
     ) -> StatusView:
         """Enqueue a request; returns its state as submitted (IN_QUEUE, with its queue position).
 
         `script` is the runner's log lines as (fraction of the run, message), revealed while IN_PROGRESS.
         `units` scales the run time of timed policies (the emulator passes seconds of video).
+        `start_timeout` (seconds): if the request has not started by then it completes as a 504
+        `request_timeout` with `X-Fal-Request-Timeout-Type: user` (fal's `X-Fal-Request-Timeout` header).
         """
         now = self.clock.now()
         request = Request(
@@ -245,6 +254,8 @@ class Queue:
             sequence=self.store.next_sequence(),
             units=units,
             script=tuple(script),
+            start_deadline=None if start_timeout is None else now + start_timeout,
+            webhook_url=webhook_url,
         )
         self.store.add(request)
         view = self._view(request, now)
@@ -288,6 +299,20 @@ class Queue:
         self._enter(request, "cancel", now)
         return "CANCELLATION_REQUESTED"
 
+    def complete_now(self, request_id: str, outcome: Outcome | None = None) -> StatusView:
+        """Complete a request now, with `outcome` (or its planned one). Raises RequestNotFound, InvalidTransition."""
+        request = self._load(request_id)
+        now = self.clock.now()
+        self._progress(request, now)
+        if request.status is Status.COMPLETED:
+            raise InvalidTransition(f"request {request_id} is already COMPLETED")
+        if outcome is not None:
+            request.outcome = outcome
+        for status in (Status.IN_QUEUE, Status.IN_PROGRESS):  # through IN_PROGRESS, so it has run (for 0 s)
+            if request.status is status:
+                self._enter(request, PROGRESS_EVENT[status], now)
+        return self._view(request, now)
+
     def step(self, request_id: str) -> StatusView:
         """Move a request one state on now, whatever its policy. Raises RequestNotFound, InvalidTransition."""
         request = self._load(request_id)
@@ -321,6 +346,12 @@ class Queue:
         changed = False
         while request.status is not Status.COMPLETED:
             due = self._due_at(request)
+            deadline = request.start_deadline if request.status is Status.IN_QUEUE else None
+            if deadline is not None and deadline <= now and (due is None or due > deadline):
+                request.outcome = Outcome.failure(start_timeout())
+                self._enter(request, "expire", deadline, save=False)
+                changed = True
+                break
             if due is None or due > now:
                 break
             self._enter(request, PROGRESS_EVENT[request.status], max(due, request.entered_at), save=False)

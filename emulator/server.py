@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import ipaddress
 import json
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -69,6 +72,16 @@ def client_env(host: str, https_port: int, bundle: str, key: str) -> dict[str, s
     }
 
 
+def is_loopback(host: str) -> bool:
+    """Is `host` a loopback name or address (127.0.0.0/8, ::1, localhost)?"""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def server_file(state_dir: Path) -> Path:
     return state_dir / "server.json"
 
@@ -111,11 +124,17 @@ class _Server(uvicorn.Server):
 
 async def serve(settings: Settings, *, log_level: str = "info") -> None:
     """Run until SIGINT/SIGTERM. Raises OSError when a port cannot be bound or the state dir written."""
+    if not is_loopback(settings.host) and not settings.control_token:
+        settings = dataclasses.replace(settings, control_token=secrets.token_urlsafe(24))
+        print(
+            f"fal-emulator: listening beyond loopback; control plane token: {settings.control_token}", file=sys.stderr
+        )
     tls = ensure_tls(settings.state_dir, settings.host)
     http_socket, https_socket = bind(settings.host, settings.http_port), bind(settings.host, settings.https_port)
     app = create_app(settings)
     servers = [
-        _Server(uvicorn.Config(app, lifespan="off", log_level=log_level, timeout_graceful_shutdown=1)),
+        # The HTTP listener runs the app's lifespan (webhook deliveries) for both: they share one app.
+        _Server(uvicorn.Config(app, lifespan="on", log_level=log_level, timeout_graceful_shutdown=1)),
         _Server(
             uvicorn.Config(
                 app,

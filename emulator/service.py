@@ -7,19 +7,36 @@ calls one method here and renders what comes back.
 
 from __future__ import annotations
 
+import random
+from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from emulator.catalog import Catalog, Endpoint, app_id_of
 from emulator.clock import VirtualClock
-from emulator.errors import NotFound, RequestError, RequestNotFound
+from emulator.errors import GatewayError, NotFound, RequestError, RequestNotFound
+from emulator.failures import FAILURES
 from emulator.ids import IdSource
 from emulator.inputs import check_input_images
+from emulator.journal import Journal
 from emulator.media import MediaLibrary
-from emulator.queue import Outcome, Policy, Queue, StatusView, Store
+from emulator.queue import Outcome, Policy, Queue, Status, StatusView, Store
+from emulator.scenarios import (
+    INGRESS,
+    INGRESS_BODY,
+    Scenario,
+    parse_scenario,
+    queue_full,
+    rejection_error,
+    scenario_in_prompt,
+)
 from emulator.settings import Settings
 from emulator.store import MemoryStore
+from emulator.uploads import Uploads
 from emulator.validation import InputValidator, parse_json_body
 from emulator.video import FPS, ClipSpec, clip_for
+
+ANY_ENDPOINT = "*"
 
 
 def run_script(endpoint: Endpoint, spec: ClipSpec) -> list[tuple[float, str]]:
@@ -35,6 +52,20 @@ def run_script(endpoint: Endpoint, spec: ClipSpec) -> list[tuple[float, str]]:
     ]
 
 
+@dataclass(frozen=True)
+class SubmitOptions:
+    """What a submit carries besides its body (query parameters and platform headers), already parsed.
+
+    `start_timeout` (seconds) is `X-Fal-Request-Timeout`; `max_queue_length` is `fal_max_queue_length`;
+    `webhook_url` is `fal_webhook`; `scenario` is the `X-Fal-Emulator-Scenario` header.
+    """
+
+    scenario: str | None = None
+    start_timeout: float | None = None
+    max_queue_length: int | None = None
+    webhook_url: str | None = None
+
+
 class Emulator:
     """All state of one emulator instance; `reset()` forgets every request."""
 
@@ -46,14 +77,29 @@ class Emulator:
         # Ids for answers that belong to no request (401, 404, 422 at submit): a separate stream, so
         # they never shift the request ids a seed gives.
         self.answer_ids = IdSource(None if settings.seed is None else settings.seed + 1)
+        self.random = random.Random(settings.seed)  # latency draws and other seeded faults
         self.store: Store = store or MemoryStore()
         self.queue = Queue(self.store, self.clock, self.ids, settings.progression)
         self.media = MediaLibrary(settings.fixtures_dir)
+        self.journal = Journal(self.clock)
+        self.uploads = Uploads(settings.state_dir / "uploads", self.answer_ids)
+        self.outcomes: dict[str, deque[Scenario]] = {}  # endpoint id (or "*") -> scripted scenarios, FIFO
+        self.policies: dict[str, Policy] = {}  # endpoint id -> progression policy
         self._validators = {endpoint.endpoint_id: InputValidator(endpoint.input_schema) for endpoint in catalog}
 
     def reset(self, seed: int | None = None) -> None:
+        """Forget every request, scripted outcome, policy override and journal entry; reseed if asked."""
         self.store.reset()
-        self.ids.reseed(self.settings.seed if seed is None else seed)
+        self.journal.clear()
+        self.uploads.reset()
+        self.outcomes.clear()
+        self.policies.clear()
+        self.reseed(self.settings.seed if seed is None else seed)
+
+    def reseed(self, seed: int | None) -> None:
+        self.ids.reseed(seed)
+        self.answer_ids.reseed(None if seed is None else seed + 1)
+        self.random.seed(seed)
 
     def endpoint(self, endpoint_id: str) -> Endpoint:
         """The endpoint named `endpoint_id`. Raises NotFound (404) for an id not in `openapi/`."""
@@ -62,32 +108,86 @@ class Emulator:
             raise NotFound(f"Endpoint '{endpoint_id}' not found")
         return endpoint
 
+    def script_outcomes(self, endpoint_id: str, tokens: list[str]) -> int:
+        """Queue scenarios for the next submits to `endpoint_id` ("*": any endpoint); returns the queue length.
+
+        Raises NotFound for an unknown endpoint and ScenarioError for a bad token.
+        """
+        if endpoint_id != ANY_ENDPOINT:
+            endpoint_id = self.endpoint(endpoint_id).endpoint_id
+        scripted = [parse_scenario(token) for token in tokens]
+        queue = self.outcomes.setdefault(endpoint_id, deque())
+        queue.extend(scripted)
+        return len(queue)
+
+    def _scenario(self, endpoint: Endpoint, options: SubmitOptions) -> Scenario:
+        if options.scenario:
+            return parse_scenario(options.scenario)
+        for key in (endpoint.endpoint_id, ANY_ENDPOINT):
+            if self.outcomes.get(key):
+                return self.outcomes[key].popleft()
+        return Scenario()
+
     def _outcome(
-        self, endpoint: Endpoint, arguments: dict[str, Any], image: tuple[int, int] | None, base_url: str
-    ) -> tuple[Outcome, ClipSpec]:
+        self, endpoint: Endpoint, arguments: dict[str, Any], image: tuple[int, int] | None, base_url: str,
+        scenario: Scenario,
+    ) -> tuple[Outcome, ClipSpec]:  # fmt: skip
         spec = clip_for(endpoint, arguments, image)
+        if scenario.failure is not None:
+            return Outcome.failure(scenario.failure.error()), spec
         try:
             clip = self.media.clip(spec)
         except LookupError as exc:
             return Outcome.failure(RequestError("internal_error", str(exc), 500)), spec
-        return Outcome.success({"video": self.media.file_object(clip, base_url)}), spec
+        output = {"video": self.media.file_object(clip, base_url)}
+        faults = sorted(scenario.faults & {"truncate", "slow"})
+        if faults:
+            output["video"]["url"] += "?fault=" + ",".join(faults)
+        return Outcome.success(output), spec
 
-    def submit(self, endpoint_id: str, body: bytes, base_url: str, *, policy: Policy | None = None) -> StatusView:
-        """Validate and enqueue a request. Raises NotFound (unknown endpoint) or ModelError (422)."""
+    def _queued(self, app_id: str) -> int:
+        return sum(1 for request in self.requests() if request.app_id == app_id and request.status is Status.IN_QUEUE)
+
+    def submit(self, endpoint_id: str, body: bytes, base_url: str, options: SubmitOptions | None = None) -> StatusView:
+        """Validate and enqueue a request.
+
+        Raises NotFound (unknown endpoint), ModelError (422 bad input), ScenarioError (bad scenario),
+        FalError (a scenario's 401/403/429, or 429 when `max_queue_length` requests already wait) and
+        GatewayError (an ingress scenario).
+        """
+        options = options or SubmitOptions()
         endpoint = self.endpoint(endpoint_id)
+        scenario = self._scenario(endpoint, options)
         arguments = parse_json_body(body)
+        if scenario.plain and self.settings.prompt_scenarios and isinstance(arguments, dict):
+            tokens = scenario_in_prompt(arguments.get("prompt"))
+            scenario = parse_scenario(tokens) if tokens else scenario
+        if scenario.rejection in INGRESS:
+            code = INGRESS[scenario.rejection]
+            raise GatewayError(code, INGRESS_BODY.format(code=f"{code} Bad Gateway" if code == 502 else code))
+        if scenario.rejection:
+            raise rejection_error(scenario.rejection)
+        if options.max_queue_length is not None and self._queued(endpoint.app_id) > options.max_queue_length:
+            raise queue_full(options.max_queue_length)
         self._validators[endpoint.endpoint_id].validate(arguments)
-        image = check_input_images(arguments)
-        outcome, spec = self._outcome(endpoint, arguments, image, self.settings.public_url or base_url)
+        image = check_input_images(arguments, self.uploads.read_url)
+        base = self.settings.public_url or base_url
+        outcome, spec = self._outcome(endpoint, arguments, image, base, scenario)
         return self.queue.submit(
             endpoint.endpoint_id,
             endpoint.app_id,
             arguments,
             outcome,
-            policy=policy,
+            policy=scenario.policy or self.policies.get(endpoint.endpoint_id),
             units=spec.duration,
             script=run_script(endpoint, spec),
+            start_timeout=options.start_timeout,
+            webhook_url=options.webhook_url,
         )
+
+    def requests(self) -> list[Any]:
+        """Every request the store holds, oldest first."""
+        return self.store.all()
 
     def _owned(self, app_path: str, request_id: str) -> None:
         """Raises RequestNotFound unless `request_id` was submitted to the app `app_path` names."""
@@ -106,3 +206,7 @@ class Emulator:
     def cancel(self, app_path: str, request_id: str) -> str:
         self._owned(app_path, request_id)
         return self.queue.cancel(request_id)
+
+    def fail_now(self, request_id: str, error_type: str) -> StatusView:
+        """Complete a request now with fal error `error_type`. Raises KeyError for an unknown type."""
+        return self.queue.complete_now(request_id, Outcome.failure(FAILURES[error_type].error()))

@@ -12,6 +12,9 @@
 | keys             | FAL_EMULATOR_KEYS              | none: any key is accepted        |
 | public_url       | FAL_EMULATOR_PUBLIC_URL        | none: URLs follow the request    |
 | stream_keepalive | FAL_EMULATOR_STREAM_KEEPALIVE  | 15.0 seconds                     |
+| prompt_scenarios | FAL_EMULATOR_PROMPT_SCENARIOS  | false: `[[fal-emulator:…]]` in a prompt is ignored |
+| control_token    | FAL_EMULATOR_CONTROL_TOKEN     | none (required beyond loopback)  |
+| webhook_allow    | FAL_EMULATOR_WEBHOOK_ALLOW     | loopback only: hosts webhooks may be sent to |
 | openapi_dir      | FAL_EMULATOR_OPENAPI_DIR       | the project's openapi/           |
 | fixtures_dir     | FAL_EMULATOR_FIXTURES_DIR      | the project's fixtures/          |
 
@@ -51,6 +54,9 @@ class Settings:
     keys: tuple[str, ...] = ()
     public_url: str | None = None
     stream_keepalive: float = 15.0
+    prompt_scenarios: bool = False
+    control_token: str | None = None
+    webhook_allow: tuple[str, ...] = ()
     openapi_dir: Path = OPENAPI_DIR
     fixtures_dir: Path = FIXTURES_DIR
 
@@ -92,6 +98,10 @@ def _cast(name: str, type_: Any, raw: str) -> Any:
             return int(raw) if raw else None
         if kind == "float":
             return float(raw)
+        if kind == "bool":
+            if raw.lower() not in {"1", "true", "0", "false"}:
+                raise ValueError
+            return raw.lower() in {"1", "true"}
         if kind == "Path":
             return Path(raw).expanduser()
         if kind == "tuple[str, ...]":

@@ -33,6 +33,10 @@ class MemoryStore:
         if request.status is not Status.IN_QUEUE:
             self._queued.get(request.app_id, {}).pop(request.request_id, None)
 
+    def all(self) -> list[Request]:
+        """Every request, oldest first."""
+        return list(self._requests.values())
+
     def queued_before(self, request: Request) -> Iterator[Request]:
         """Queued requests of the same app submitted before `request`, oldest first."""
         for other in list(self._queued.get(request.app_id, {}).values()):

@@ -5,30 +5,40 @@ uvicorn --factory emulator.http.app:create_app
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.catalog import Catalog, load_catalog
-from emulator.errors import FalError
-from emulator.http import media_routes, queue_routes
-from emulator.http.rendering import REQUEST_ID_HEADER, emulator_of, fal_json, is_request_id
+from emulator.errors import FalError, GatewayError
+from emulator.http import control_routes, media_routes, queue_routes, storage_routes
+from emulator.http.middleware import FaultMiddleware, JournalMiddleware, ProxyMiddleware, RequestIdMiddleware
+from emulator.http.rendering import NO_REQUEST_ID, emulator_of, fal_json, is_request_id
+from emulator.scenarios import ScenarioError
 from emulator.service import Emulator
 from emulator.settings import Settings
+from emulator.webhooks import Signer, Webhooks
 
-CONTROL_PREFIX = "/_emulator"
 
-
-async def health(request: Request) -> JSONResponse:
-    emulator = emulator_of(request)
-    return JSONResponse({"status": "ok", "endpoints": len(emulator.catalog)})
+async def jwks(request: Request) -> JSONResponse:
+    """The public key that verifies webhook signatures (fal serves its own at rest.fal.ai)."""
+    return JSONResponse(request.app.state.webhooks.signer.jwks)
 
 
 ROUTES = [
-    Route(f"{CONTROL_PREFIX}/health", health, methods=["GET"]),
+    *control_routes.ROUTES,
+    Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+    Route("/storage/upload/initiate", storage_routes.initiate, methods=["POST"]),
+    Route("/storage/upload/{upload_id}/{file_name}", storage_routes.put_upload, methods=["PUT"]),
+    Route("/storage/auth/token", storage_routes.token, methods=["POST"]),
+    Route("/files/upload", storage_routes.cdn_upload, methods=["POST"]),
+    Route("/files/uploads/{upload_id}/{file_name}", storage_routes.uploaded_file, methods=["GET", "HEAD"]),
     Route("/files/{file_name}", media_routes.media, methods=["GET", "HEAD"]),
     Route("/run/{endpoint_id:path}", queue_routes.run, methods=["POST"]),
     Route("/{app_path:path}/requests/{request_id}/status/stream", queue_routes.stream_status, methods=["GET"]),
@@ -50,6 +60,23 @@ async def fal_error(request: Request, exc: Exception) -> Response:
     return fal_json(exc.body, exc.status_code, _answer_id(request), exc.headers)
 
 
+async def scenario_error(request: Request, exc: Exception) -> Response:
+    body = {"detail": str(exc), "error_type": "bad_request"}
+    return fal_json(body, 400, _answer_id(request), {"X-Fal-Error-Type": "bad_request"})
+
+
+async def gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return Response(exc.html, exc.status_code, media_type="text/html", headers={NO_REQUEST_ID: "1"})
+
+
+def _other_method_fits(request: Request) -> bool:
+    if emulator_of(request).catalog.get(request.url.path) is not None:
+        return True
+    scope = {**request.scope, "method": "GET" if request.method != "GET" else "PUT"}
+    return any(route.matches(scope)[0] is not Match.NONE for route in ROUTES[:-1])
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own 404/405 in fal's shape (fal apps answer `{"detail": "Path /x not found"}`)."""
     assert isinstance(exc, HTTPException)
@@ -63,52 +90,45 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return fal_json({"detail": detail}, status_code, _answer_id(request), headers)
 
 
-def _other_method_fits(request: Request) -> bool:
-    if emulator_of(request).catalog.get(request.url.path) is not None:
-        return True
-    scope = {**request.scope, "method": "GET" if request.method != "GET" else "PUT"}
-    return any(route.matches(scope)[0] is not Match.NONE for route in ROUTES[:-1])
-
-
 async def server_error(request: Request, exc: Exception) -> Response:
     return fal_json({"detail": "Internal Server Error"}, 500, _answer_id(request))
-
-
-class RequestIdMiddleware:
-    """Makes sure every answer carries `x-fal-request-id`, whichever layer produced it."""
-
-    def __init__(self, app: ASGIApp, emulator: Emulator) -> None:
-        self.app = app
-        self.emulator = emulator
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                if not any(name.lower() == REQUEST_ID_HEADER.encode() for name, _ in headers):
-                    headers.append((REQUEST_ID_HEADER.encode(), self.emulator.answer_ids.new().encode()))
-                    message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
 
 
 def create_app(settings: Settings | None = None, *, catalog: Catalog | None = None) -> Starlette:
     """Build the emulator app. Reads `FAL_EMULATOR_*` settings when `settings` is None.
 
     Raises emulator.catalog.CatalogError for an unreadable `openapi/` document and OSError when the
-    fixtures manifest is missing.
+    fixtures manifest is missing. Webhooks are delivered while the app's lifespan runs.
     """
     settings = settings or Settings.from_env()
     emulator = Emulator(settings, catalog=catalog or load_catalog(settings.openapi_dir))
+    webhooks = Webhooks(emulator, Signer(settings.state_dir))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(webhooks.run())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     app = Starlette(
         routes=ROUTES,
-        exception_handlers={FalError: fal_error, HTTPException: http_error, Exception: server_error},
+        lifespan=lifespan,
+        exception_handlers={
+            FalError: fal_error,
+            ScenarioError: scenario_error,
+            GatewayError: gateway_error,
+            HTTPException: http_error,
+            Exception: server_error,
+        },
     )
     app.state.emulator = emulator
+    app.state.webhooks = webhooks
     app.add_middleware(RequestIdMiddleware, emulator=emulator)
+    app.add_middleware(FaultMiddleware, emulator=emulator)
+    app.add_middleware(JournalMiddleware, emulator=emulator)
+    app.add_middleware(ProxyMiddleware)
     return app

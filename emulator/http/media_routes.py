@@ -2,15 +2,19 @@
 
 `GET /files/{file_name}` answers 200 with the whole MP4 (`Content-Length` equal to the File's
 `file_size`), 206 for a satisfiable `Range`, 416 otherwise, and 304 for a matching `If-None-Match`.
-The ETag is the clip's SHA-256, so it is the same on every machine.
+The ETag is the clip's SHA-256, so it is the same on every machine. A `?fault=truncate` or `?fault=slow`
+URL (from a scenario) serves the clip cut in half or in small slow chunks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from emulator.errors import NotFound
@@ -48,6 +52,30 @@ async def media(request: Request) -> Response:
     if clip is None:
         raise NotFound(f"File {file_name} not found")
     etag = f'"{clip.sha256}"'
+    faults = set(request.query_params.get("fault", "").split(","))
+    if faults & {"truncate", "slow"}:
+        return faulty(clip.path, clip.file_size, truncate="truncate" in faults, slow="slow" in faults)
     if _matches(request.headers.get("if-none-match", ""), etag):
         return Response(status_code=304, headers={"etag": etag})
     return ClipResponse(clip.path, media_type="video/mp4", headers={"etag": etag, "cache-control": "public"})
+
+
+SLOW_CHUNK, SLOW_PAUSE = 16 * 1024, 0.05  # bytes, seconds
+
+
+def faulty(path: Path, size: int, *, truncate: bool, slow: bool) -> StreamingResponse:
+    """The clip with `Content-Length: size`, but cut after half its bytes (truncate) and/or dribbled (slow)."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        limit = size // 2 if truncate else size
+        with path.open("rb") as stream:
+            sent = 0
+            while sent < limit:
+                chunk = stream.read(min(SLOW_CHUNK if slow else 256 * 1024, limit - sent))
+                sent += len(chunk)
+                yield chunk
+                if slow:
+                    await asyncio.sleep(SLOW_PAUSE)
+
+    headers = {"content-length": str(size)}
+    return StreamingResponse(chunks(), media_type="video/mp4", headers=headers)

@@ -23,10 +23,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from emulator.errors import ModelError, error_item
+from emulator.errors import FalError, ModelError, RequestError, error_item
 from emulator.http.auth import authenticate
 from emulator.http.rendering import REQUEST_ID_HEADER, base_url, emulator_of, fal_json, status_body
 from emulator.queue import Status
+from emulator.scenarios import HEADER as SCENARIO_HEADER
+from emulator.service import SubmitOptions
 
 STREAM_TICK = 0.05  # seconds between two looks at a streamed request
 RUN_TICK = 0.02  # seconds between two looks at a synchronous request
@@ -49,12 +51,47 @@ def _not_a_queue_path(endpoint_id: str) -> None:
         raise HTTPException(405, headers={"Allow": "GET" if not endpoint_id.endswith("/cancel") else "PUT"})
 
 
+def submit_options(request: Request) -> SubmitOptions:
+    """Platform headers and query parameters of a submit. Raises FalError 400 `bad_request` for bad values.
+
+    Sources: https://fal.ai/docs/documentation/model-apis/common-parameters.md (`X-Fal-Request-Timeout`,
+    `fal_max_queue_length`), .../inference/webhooks.md (`fal_webhook`).
+    """
+
+    def bad(detail: str) -> FalError:
+        return RequestError("bad_request", detail, 400)
+
+    timeout = request.headers.get("x-fal-request-timeout")
+    start_timeout = None
+    if timeout is not None:
+        try:
+            start_timeout = float(timeout)
+        except ValueError:
+            raise bad(f"Invalid X-Fal-Request-Timeout header: {timeout!r} is not a number of seconds") from None
+        if not start_timeout > 0.1 or start_timeout != start_timeout or start_timeout == float("inf"):
+            raise bad(f"Invalid X-Fal-Request-Timeout header: {timeout!r} must be more than 0.1 seconds")
+    limit = request.query_params.get("fal_max_queue_length")
+    if limit is not None and not limit.isdigit():
+        raise bad(f"Invalid fal_max_queue_length: {limit!r} is not a whole number")
+    return SubmitOptions(
+        scenario=request.headers.get(SCENARIO_HEADER),
+        start_timeout=start_timeout,
+        max_queue_length=None if limit is None else int(limit),
+        webhook_url=request.query_params.get("fal_webhook") or None,
+    )
+
+
 async def submit(request: Request) -> Response:
     _not_a_queue_path(request.path_params["endpoint_id"])
     authenticate(request)
     emulator = emulator_of(request)
-    view = emulator.submit(request.path_params["endpoint_id"], await request.body(), base_url(request))
-    return fal_json(status_body(view, base_url(request), with_logs=False, submitted=True), 200, view.request_id)
+    options = submit_options(request)
+    view = emulator.submit(request.path_params["endpoint_id"], await request.body(), base_url(request), options)
+    body = status_body(view, base_url(request), with_logs=False, submitted=True)
+    if options.webhook_url:
+        request.app.state.webhooks.watch(view.request_id, options.webhook_url)
+        body["gateway_request_id"] = view.request_id
+    return fal_json(body, 200, view.request_id)
 
 
 async def status(request: Request) -> Response:
@@ -113,7 +150,8 @@ async def run(request: Request) -> JSONResponse:
     """Synchronous inference: the request goes through the queue, the answer waits for COMPLETED."""
     authenticate(request)
     emulator = emulator_of(request)
-    view = emulator.submit(request.path_params["endpoint_id"], await request.body(), base_url(request))
+    options = submit_options(request)
+    view = emulator.submit(request.path_params["endpoint_id"], await request.body(), base_url(request), options)
     while emulator.queue.status(view.request_id).status is not Status.COMPLETED:
         if await request.is_disconnected():  # the caller gave up: fal.run's request ends with it
             emulator.queue.cancel(view.request_id)

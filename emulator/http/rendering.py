@@ -17,6 +17,8 @@ from emulator.queue import Status, StatusView
 from emulator.service import Emulator
 
 REQUEST_ID_HEADER = "x-fal-request-id"
+NO_REQUEST_ID = "x-emulator-no-request-id"  # internal marker: this answer must not get a request id
+CONTROL_PREFIX = "/_emulator"
 # What a request id can look like: fal's are UUIDs; anything else is unknown and never echoed in a header.
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 

@@ -1,0 +1,247 @@
+"""The control plane, under `/_emulator/`: everything a test needs to steer the emulator.
+
+    GET    /_emulator/health                       {"status": "ok", "endpoints": 18}
+    POST   /_emulator/reset        {"seed"?: int}  forget requests, scripts, policies, journal, webhooks
+    POST   /_emulator/seed         {"seed": int}   reseed request ids and fault draws
+    GET    /_emulator/clock                        {"now": s, "frozen": bool, "scale": x}
+    POST   /_emulator/clock        {"advance"?: s, "freeze"?: bool, "scale"?: x}
+    GET    /_emulator/policy                       {"default": "...", "endpoints": {id: "..."}}
+    PUT    /_emulator/policy       {"policy": "polls:2", "endpoint_id"?: id}
+    GET    /_emulator/outcomes                     {endpoint id or "*": [scenario, ...]}
+    POST   /_emulator/outcomes     {"endpoint_id"?: id|"*", "outcomes": ["content_policy_violation", "ok", ...]}
+    DELETE /_emulator/outcomes
+    GET    /_emulator/journal?kind=&method=&path=&status=&request_id=
+    DELETE /_emulator/journal
+    GET    /_emulator/requests                     [{request_id, endpoint_id, status, ...}]
+    GET    /_emulator/requests/{id}                one request, with its input, logs and outcome
+    PUT    /_emulator/requests/{id}/policy {"policy": ...}
+    POST   /_emulator/requests/{id}/step           move one state on now
+    POST   /_emulator/requests/{id}/complete       complete now with its planned outcome
+    POST   /_emulator/requests/{id}/fail  {"error_type": "content_policy_violation"}
+    GET    /_emulator/webhooks                     the webhook deliveries (every attempt)
+
+Bodies are JSON. Beyond loopback every call needs `X-Fal-Emulator-Token: <control_token>`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from emulator.errors import FalError, RequestNotFound
+from emulator.failures import FAILURES
+from emulator.http.rendering import CONTROL_PREFIX, emulator_of
+from emulator.queue import Policy, Status
+
+TOKEN_HEADER = "x-fal-emulator-token"
+ACTIONS = ("policy", "step", "complete", "fail")
+
+
+def bad_request(detail: str) -> FalError:
+    return FalError({"detail": detail, "error_type": "bad_request"}, status_code=400)
+
+
+def authorize(request: Request) -> None:
+    """Raises FalError 401 when a control token is set and the request does not carry it."""
+    token = emulator_of(request).settings.control_token
+    if token and request.headers.get(TOKEN_HEADER) != token:
+        raise FalError({"detail": f"The control plane needs the {TOKEN_HEADER} header"}, status_code=401)
+
+
+async def body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise bad_request("The body must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise bad_request("The body must be a JSON object")
+    return value
+
+
+def number(payload: dict[str, Any], name: str) -> float | None:
+    value = payload.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise bad_request(f"'{name}' must be a number")
+    return float(value)
+
+
+def policy_of(payload: dict[str, Any]) -> Policy:
+    try:
+        return Policy.parse(str(payload.get("policy", "")))
+    except ValueError as exc:
+        raise bad_request(str(exc)) from None
+
+
+def request_summary(request: Any) -> dict[str, Any]:
+    return {
+        "request_id": request.request_id,
+        "endpoint_id": request.endpoint_id,
+        "status": request.status.value,
+        "submitted_at": request.submitted_at,
+        "started_at": request.started_at,
+        "completed_at": request.completed_at,
+    }
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "endpoints": len(emulator_of(request).catalog)})
+
+
+async def reset(request: Request) -> Response:
+    authorize(request)
+    payload = await body(request)
+    seed = payload.get("seed")
+    emulator_of(request).reset(seed if isinstance(seed, int) else None)
+    request.app.state.webhooks.reset()
+    return JSONResponse({"status": "reset"})
+
+
+async def seed(request: Request) -> Response:
+    authorize(request)
+    value = (await body(request)).get("seed")
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise bad_request("'seed' must be an integer")
+    emulator_of(request).reseed(value)
+    return JSONResponse({"seed": value})
+
+
+async def clock(request: Request) -> Response:
+    authorize(request)
+    clock = emulator_of(request).clock
+    if request.method == "POST":
+        payload = await body(request)
+        try:
+            if (scale := number(payload, "scale")) is not None:
+                clock.set_scale(scale)
+            if payload.get("freeze") is True:
+                clock.freeze()
+            elif payload.get("freeze") is False:
+                clock.unfreeze()
+            if (seconds := number(payload, "advance")) is not None:
+                clock.advance(seconds)
+        except ValueError as exc:
+            raise bad_request(str(exc)) from None
+    return JSONResponse({"now": clock.now(), "frozen": clock.frozen, "scale": clock.scale})
+
+
+async def policy(request: Request) -> Response:
+    authorize(request)
+    emulator = emulator_of(request)
+    if request.method == "PUT":
+        payload = await body(request)
+        chosen = policy_of(payload)
+        endpoint_id = payload.get("endpoint_id")
+        if endpoint_id:
+            emulator.policies[emulator.endpoint(str(endpoint_id)).endpoint_id] = chosen
+        else:
+            emulator.queue.policy = chosen
+    return JSONResponse(
+        {"default": emulator.queue.policy.kind, "endpoints": {k: v.kind for k, v in emulator.policies.items()}}
+    )
+
+
+async def outcomes(request: Request) -> Response:
+    authorize(request)
+    emulator = emulator_of(request)
+    if request.method == "POST":
+        payload = await body(request)
+        tokens = payload.get("outcomes")
+        if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
+            raise bad_request("'outcomes' must be a list of scenario strings")
+        emulator.script_outcomes(str(payload.get("endpoint_id") or "*"), tokens)
+    elif request.method == "DELETE":
+        emulator.outcomes.clear()
+    return JSONResponse({key: len(queue) for key, queue in emulator.outcomes.items() if queue})
+
+
+async def journal(request: Request) -> Response:
+    authorize(request)
+    emulator = emulator_of(request)
+    if request.method == "DELETE":
+        emulator.journal.clear()
+        return JSONResponse([])
+    return JSONResponse(emulator.journal.entries(dict(request.query_params)))
+
+
+async def requests(request: Request) -> Response:
+    authorize(request)
+    emulator = emulator_of(request)
+    return JSONResponse([request_summary(item) for item in emulator.requests()])
+
+
+def _load(request: Request) -> Any:
+    emulator = emulator_of(request)
+    request_id = request.path_params["request_id"]
+    found = emulator.store.get(request_id)
+    if found is None:
+        raise RequestNotFound(request_id)
+    emulator.queue.status(request_id, poll=False)  # bring it up to date
+    return found
+
+
+async def request_detail(request: Request) -> Response:
+    authorize(request)
+    found = _load(request)
+    detail = request_summary(found)
+    detail.update(
+        input=found.input,
+        policy=found.policy.kind,
+        logs=found.logs,
+        webhook_url=found.webhook_url,
+        outcome={"status_code": found.outcome.status_code, "body": found.outcome.body},
+    )
+    return JSONResponse(detail)
+
+
+async def request_action(request: Request) -> Response:
+    authorize(request)
+    emulator = emulator_of(request)
+    found = _load(request)
+    action = request.path_params["action"]
+    if action not in ACTIONS:
+        raise FalError({"detail": f"Unknown action {action!r}; use one of {', '.join(ACTIONS)}"}, status_code=404)
+    try:
+        if action == "policy":
+            found.policy = policy_of(await body(request))
+            emulator.store.save(found)
+        elif action == "step":
+            emulator.queue.step(found.request_id)
+        elif action == "complete":
+            emulator.queue.complete_now(found.request_id)
+        else:
+            error_type = (await body(request)).get("error_type", "internal_server_error")
+            if error_type not in FAILURES:
+                raise bad_request(f"unknown error_type {error_type!r}; known: {', '.join(sorted(FAILURES))}")
+            emulator.fail_now(found.request_id, error_type)
+    except ValueError as exc:  # InvalidTransition: already COMPLETED
+        raise FalError({"detail": str(exc), "status": Status.COMPLETED.value}, status_code=409) from None
+    return JSONResponse(request_summary(found))
+
+
+async def webhooks(request: Request) -> Response:
+    authorize(request)
+    return JSONResponse(request.app.state.webhooks.deliveries)
+
+
+ROUTES = [
+    Route(f"{CONTROL_PREFIX}/health", health, methods=["GET"]),
+    Route(f"{CONTROL_PREFIX}/reset", reset, methods=["POST"]),
+    Route(f"{CONTROL_PREFIX}/seed", seed, methods=["POST"]),
+    Route(f"{CONTROL_PREFIX}/clock", clock, methods=["GET", "POST"]),
+    Route(f"{CONTROL_PREFIX}/policy", policy, methods=["GET", "PUT"]),
+    Route(f"{CONTROL_PREFIX}/outcomes", outcomes, methods=["GET", "POST", "DELETE"]),
+    Route(f"{CONTROL_PREFIX}/journal", journal, methods=["GET", "DELETE"]),
+    Route(f"{CONTROL_PREFIX}/requests", requests, methods=["GET"]),
+    Route(f"{CONTROL_PREFIX}/requests/{{request_id}}", request_detail, methods=["GET"]),
+    Route(f"{CONTROL_PREFIX}/requests/{{request_id}}/{{action:str}}", request_action, methods=["POST", "PUT"]),
+    Route(f"{CONTROL_PREFIX}/webhooks", webhooks, methods=["GET"]),
+]

@@ -1,0 +1,168 @@
+"""Scenarios: what one request should meet instead of a plain success.
+
+A scenario is a comma-separated list of tokens, given per request in the `X-Fal-Emulator-Scenario`
+header, queued per endpoint through the control plane (FIFO, like moto's static results), or, when
+the `prompt_scenarios` setting is on, written in the prompt as `[[fal-emulator:TOKENS]]`:
+
+    content_policy_violation          the request completes with that fal error (any name in FAILURES)
+    unauthorized | locked             submit is answered at once with 401 / 403 (fal's bodies)
+    rate_limited                      submit is answered at once with 429 `concurrent_requests_limit`
+    queue_full                        submit is answered at once with 429 (as `fal_max_queue_length`)
+    ingress_502 | ingress_503 | ingress_504
+                                      an nginx-style gateway error with no `x-fal-request-id` (clients retry)
+    instant | manual | realistic | polls:N | timed:Q,R
+                                      this request's progression policy
+    latency:S | latency:uniform:A,B | latency:lognormal:MU,SIGMA
+                                      delay the answer by S seconds (or a seeded draw, seconds)
+    drop                              close the connection without a complete answer
+    truncate | slow                   the output MP4 is served cut in half / in slow small chunks
+    ok                                a plain success (useful in a scripted FIFO)
+
+Unknown tokens raise ScenarioError, which the HTTP layer answers as 400 `bad_request`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from emulator.errors import AuthenticationError, FalError, RequestError
+from emulator.failures import FAILURES, Failure
+from emulator.queue import PRESETS, Policy
+
+HEADER = "x-fal-emulator-scenario"
+PROMPT_TOKEN = re.compile(r"\[\[fal-emulator:([^\]]+)\]\]")
+
+Fault = Literal["drop", "truncate", "slow"]
+INGRESS = {"ingress_502": 502, "ingress_503": 503, "ingress_504": 504}
+INGRESS_BODY = (
+    "<html><head><title>{code}</title></head><body><center><h1>{code}</h1></center>"
+    "<hr><center>nginx</center></body></html>"
+)
+
+
+class ScenarioError(ValueError):
+    """A scenario token the emulator does not know."""
+
+
+@dataclass(frozen=True)
+class Latency:
+    """A delay in seconds: fixed, or drawn from a distribution with the emulator's seeded random source."""
+
+    kind: Literal["fixed", "uniform", "lognormal"]
+    a: float
+    b: float = 0.0
+
+    def sample(self, rng: random.Random) -> float:
+        if self.kind == "fixed":
+            return self.a
+        if self.kind == "uniform":
+            return rng.uniform(self.a, self.b)
+        return rng.lognormvariate(self.a, self.b)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    failure: Failure | None = None
+    rejection: str | None = None
+    policy: Policy | None = None
+    latency: Latency | None = None
+    faults: frozenset[Fault] = field(default_factory=frozenset)
+
+    @property
+    def plain(self) -> bool:
+        return self == Scenario()
+
+
+def rejection_error(name: str) -> FalError:
+    """The answer to a submit rejected at once by scenario `name` (see the module docstring)."""
+    if name == "unauthorized":
+        return AuthenticationError("No user found for Key ID and Secret")
+    if name == "locked":
+        detail = "User is locked. Reason: Exhausted balance. Top up your balance at fal.ai/dashboard/billing."
+        return FalError({"detail": detail}, status_code=403)
+    if name == "rate_limited":
+        return RequestError(
+            "concurrent_requests_limit", "Concurrent requests limit exceeded", 429, headers={"X-Fal-Needs-Retry": "1"}
+        )
+    if name == "queue_full":
+        return queue_full(0)
+    raise ScenarioError(f"unknown rejection {name!r}")
+
+
+def queue_full(limit: int) -> FalError:
+    """429 for `fal_max_queue_length` (https://fal.ai/docs/documentation/model-apis/common-parameters.md)."""
+    return FalError({"detail": f"Queue is full: more than {limit} requests are waiting (fal_max_queue_length)"},
+                    status_code=429)  # fmt: skip
+
+
+REJECTIONS = ("unauthorized", "locked", "rate_limited", "queue_full", *INGRESS)
+
+
+def _number(text: str, token: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ScenarioError(f"scenario token {token!r}: {text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise ScenarioError(f"scenario token {token!r}: {text!r} must be a finite number >= 0")
+    return value
+
+
+def _latency(token: str, arg: str) -> Latency:
+    kind, _, params = arg.partition(":")
+    if not params:
+        return Latency("fixed", _number(kind, token))
+    parts = params.split(",")
+    if kind not in ("uniform", "lognormal") or len(parts) != 2:
+        raise ScenarioError(
+            f"scenario token {token!r}: use latency:S, latency:uniform:A,B or latency:lognormal:MU,SIGMA"
+        )
+    if kind == "lognormal":  # mu may be negative: ln of seconds
+        try:
+            return Latency("lognormal", float(parts[0]), _number(parts[1], token))
+        except ValueError:
+            raise ScenarioError(f"scenario token {token!r}: {parts[0]!r} is not a number") from None
+    return Latency("uniform", _number(parts[0], token), _number(parts[1], token))
+
+
+def parse_scenario(text: str) -> Scenario:
+    """Parse `TOKEN[,TOKEN…]`. Raises ScenarioError naming the bad token and the known ones."""
+    failure: Failure | None = None
+    rejection: str | None = None
+    policy: Policy | None = None
+    latency: Latency | None = None
+    faults: set[Fault] = set()
+    for raw in text.split(","):
+        token = raw.strip()
+        name, _, arg = token.partition(":")
+        if not token or token == "ok":
+            continue
+        if token in FAILURES:
+            failure = FAILURES[token]
+        elif token in REJECTIONS:
+            rejection = token
+        elif token in ("drop", "truncate", "slow"):
+            faults.add(token)  # type: ignore[arg-type]
+        elif name == "latency" and arg:
+            latency = _latency(token, arg)
+        elif token in PRESETS or name in ("polls", "timed"):
+            try:
+                policy = Policy.parse(token)
+            except ValueError as exc:
+                raise ScenarioError(str(exc)) from None
+        else:
+            raise ScenarioError(
+                f"unknown scenario {token!r}: use an error type ({', '.join(sorted(FAILURES))}), "
+                f"{', '.join(REJECTIONS)}, a policy, latency:…, drop, truncate, slow or ok"
+            )
+    return Scenario(failure, rejection, policy, latency, frozenset(faults))
+
+
+def scenario_in_prompt(prompt: object) -> str | None:
+    """The TOKENS of a `[[fal-emulator:TOKENS]]` marker in a prompt, if there is one."""
+    match = PROMPT_TOKEN.search(prompt) if isinstance(prompt, str) else None
+    return match.group(1) if match else None

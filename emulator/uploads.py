@@ -1,0 +1,96 @@
+"""Files uploaded through fal's storage API, kept on disk under `state_dir/uploads/`.
+
+Two flows reach it (fal-protocol.md §5; fal_client 1.0.3 `client.py`, @fal-ai/client `storage.js`):
+- initiate + PUT: `POST /storage/upload/initiate` -> `{upload_url, file_url}`, then `PUT upload_url`;
+- CDN v3: `POST /storage/auth/token?storage_type=fal-cdn-v3` -> a token, then `POST /files/upload`
+  with `Authorization: Bearer <token>` -> `{access_url}`.
+An uploaded file is served at `/files/uploads/{id}/{name}` and can be used as an input URL.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+from emulator.ids import IdSource
+
+UPLOAD_PREFIX = "/files/uploads/"
+SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class Upload:
+    upload_id: str
+    file_name: str
+    content_type: str
+    path: Path
+
+    @property
+    def url_path(self) -> str:
+        return f"{UPLOAD_PREFIX}{self.upload_id}/{self.file_name}"
+
+
+def safe_file_name(name: str | None) -> str:
+    """A file name safe in a path and a URL: `../My photo.png` -> `My_photo.png`; empty -> `upload.bin`."""
+    cleaned = SAFE_NAME.sub("_", Path(name or "").name).strip("._")
+    return cleaned or "upload.bin"
+
+
+class Uploads:
+    """Pending and finished uploads. Bytes live on disk; `reset()` forgets the index, not the files."""
+
+    def __init__(self, folder: Path, ids: IdSource) -> None:
+        self.folder = folder
+        self.ids = ids
+        self._uploads: dict[str, Upload] = {}
+        self._written: set[str] = set()
+        self.tokens: set[str] = set()
+
+    def reset(self) -> None:
+        self._uploads.clear()
+        self._written.clear()
+        self.tokens.clear()
+
+    def new_token(self) -> str:
+        token = secrets.token_urlsafe(24)
+        self.tokens.add(token)
+        return token
+
+    def initiate(self, file_name: str | None, content_type: str | None) -> Upload:
+        """Reserve an upload; its bytes come with `write()`."""
+        upload_id = self.ids.new().replace("-", "")
+        name = safe_file_name(file_name)
+        upload = Upload(upload_id, name, content_type or "application/octet-stream", self.folder / upload_id / name)
+        self._uploads[upload_id] = upload
+        return upload
+
+    def write(self, upload_id: str, data: bytes, content_type: str | None = None) -> Upload | None:
+        """Store the bytes of an initiated upload; None when the id is unknown."""
+        upload = self._uploads.get(upload_id)
+        if upload is None:
+            return None
+        if content_type:
+            upload = Upload(upload.upload_id, upload.file_name, content_type, upload.path)
+            self._uploads[upload_id] = upload
+        upload.path.parent.mkdir(parents=True, exist_ok=True)
+        upload.path.write_bytes(data)
+        self._written.add(upload_id)
+        return upload
+
+    def get(self, upload_id: str, file_name: str) -> Upload | None:
+        """A finished upload by its URL parts."""
+        upload = self._uploads.get(upload_id)
+        ready = upload is not None and upload_id in self._written and upload.file_name == file_name
+        return upload if ready else None
+
+    def read_url(self, url: str) -> tuple[str, bytes] | None:
+        """(content type, bytes) of an uploaded file named by a URL of this emulator (any host); else None."""
+        path = urllib.parse.urlsplit(url).path
+        if not path.startswith(UPLOAD_PREFIX):
+            return None
+        upload_id, _, file_name = path[len(UPLOAD_PREFIX) :].partition("/")
+        upload = self.get(upload_id, urllib.parse.unquote(file_name))
+        return (upload.content_type, upload.path.read_bytes()) if upload else None

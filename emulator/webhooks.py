@@ -1,0 +1,173 @@
+"""Webhooks: `?fal_webhook=URL` gets fal's OK / ERROR payload, signed with Ed25519 as fal signs it.
+
+Payloads (https://fal.ai/docs/documentation/model-apis/inference/webhooks.md):
+
+    {"request_id", "gateway_request_id", "status": "OK", "payload": <output>}
+    {"request_id", "gateway_request_id", "status": "ERROR", "error": "Invalid status code: 422",
+     "payload": <error body>}
+
+Headers: `X-Fal-Webhook-Request-Id`, `X-Fal-Webhook-User-Id`, `X-Fal-Webhook-Timestamp` (POSIX seconds
+of the emulator's clock) and `X-Fal-Webhook-Signature`: the hex Ed25519 signature of
+`request_id + "\\n" + user_id + "\\n" + timestamp + "\\n" + sha256_hex(body)`. The public key is served
+as a JWKS at `/.well-known/jwks.json` (`kty: OKP`, `crv: Ed25519`, `x`: base64url).
+
+Delivery: a 2xx acknowledges; a failure is retried with backoff on the emulator's clock (15 s, 30 s,
+60 s, … capped at 10 minutes, at most 31 retries, and never later than one hour after completion); a
+3xx is a permanent failure. Targets must be loopback or listed in the `webhook_allow` setting.
+Every attempt is recorded in `deliveries` and the journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import ipaddress
+import json
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from emulator.queue import Outcome, Status
+from emulator.service import Emulator
+
+USER_ID = "fal-emulator-user"
+TICK = 0.05  # seconds between two looks at pending deliveries
+MAX_RETRIES = 31
+RETRY_WINDOW = 3600.0  # seconds after completion
+FIRST_TIMEOUT, RETRY_TIMEOUT = 15.0, 120.0  # seconds per attempt
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class Signer:
+    """The emulator's Ed25519 webhook key, kept in `state_dir/webhook-key.pem` across restarts."""
+
+    def __init__(self, state_dir: Path) -> None:
+        path = state_dir / "webhook-key.pem"
+        if path.exists():
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            assert isinstance(key, Ed25519PrivateKey)
+        else:
+            key = Ed25519PrivateKey.generate()
+            state_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_bytes(
+                key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                )  # fmt: skip
+            )
+        self._key = key
+        raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        self.key_id = hashlib.sha256(raw).hexdigest()[:16]
+        self.jwks = {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw), "kid": self.key_id,
+                               "use": "sig", "alg": "EdDSA"}]}  # fmt: skip
+
+    def headers(self, request_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+        message = f"{request_id}\n{USER_ID}\n{timestamp}\n{hashlib.sha256(body).hexdigest()}".encode()
+        return {
+            "X-Fal-Webhook-Request-Id": request_id,
+            "X-Fal-Webhook-User-Id": USER_ID,
+            "X-Fal-Webhook-Timestamp": str(timestamp),
+            "X-Fal-Webhook-Signature": self._key.sign(message).hex(),
+        }
+
+
+def payload(request_id: str, outcome: Outcome) -> dict[str, Any]:
+    """fal's webhook body for a completed request."""
+    body: dict[str, Any] = {"request_id": request_id, "gateway_request_id": request_id}
+    if outcome.ok:
+        body.update(status="OK", payload=outcome.body)
+    else:
+        body.update(status="ERROR", error=f"Invalid status code: {outcome.status_code}", payload=outcome.body)
+    return body
+
+
+def allowed(url: str, allow: tuple[str, ...]) -> bool:
+    """Is `url` an http(s) URL on loopback or on a host in `allow`?"""
+    parts = urllib.parse.urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not host:
+        return False
+    if host == "localhost" or host in allow:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class Pending:
+    request_id: str
+    url: str
+    attempts: int = 0
+    next_at: float = 0.0
+
+
+class Webhooks:
+    """Delivers webhooks of completed requests; `run()` is the background loop."""
+
+    def __init__(self, emulator: Emulator, signer: Signer) -> None:
+        self.emulator = emulator
+        self.signer = signer
+        self.deliveries: list[dict[str, Any]] = []
+        self._pending: dict[str, Pending] = {}
+
+    def watch(self, request_id: str, url: str) -> None:
+        self._pending[request_id] = Pending(request_id, url)
+
+    def reset(self) -> None:
+        self._pending.clear()
+        self.deliveries.clear()
+
+    async def run(self) -> None:
+        async with httpx.AsyncClient(follow_redirects=False) as client:
+            while True:
+                await self.tick(client)
+                await asyncio.sleep(TICK)
+
+    async def tick(self, client: httpx.AsyncClient) -> None:
+        """Attempt every delivery that is due now."""
+        now = self.emulator.clock.now()
+        for pending in list(self._pending.values()):
+            view = self.emulator.queue.status(pending.request_id, poll=False)
+            if view.status is Status.COMPLETED and now >= pending.next_at:
+                await self._attempt(client, pending, now)
+
+    async def _attempt(self, client: httpx.AsyncClient, pending: Pending, now: float) -> None:
+        request = self.emulator.store.get(pending.request_id)
+        assert request is not None and request.completed_at is not None
+        body = json.dumps(payload(pending.request_id, request.outcome)).encode()
+        pending.attempts += 1
+        record: dict[str, Any] = {"request_id": pending.request_id, "url": pending.url, "attempt": pending.attempts}
+        retry = False
+        if not allowed(pending.url, self.emulator.settings.webhook_allow):
+            record.update(status=None, error="target not allowed (loopback only; see the webhook_allow setting)")
+        else:
+            headers = {"Content-Type": "application/json", **self.signer.headers(pending.request_id, int(now), body)}
+            timeout = FIRST_TIMEOUT if pending.attempts == 1 else RETRY_TIMEOUT
+            try:
+                answer = await client.post(pending.url, content=body, headers=headers, timeout=timeout)
+                record.update(status=answer.status_code, error=None)
+                retry = answer.status_code >= 400
+                if 300 <= answer.status_code < 400:
+                    record["error"] = "redirects are not followed: permanent failure"
+            except httpx.HTTPError as exc:
+                record.update(status=None, error=f"{type(exc).__name__}: {exc}")
+                retry = True
+        delay = min(15.0 * 2 ** (pending.attempts - 1), 600.0)
+        if retry and pending.attempts <= MAX_RETRIES and now + delay <= request.completed_at + RETRY_WINDOW:
+            pending.next_at = now + delay
+            record["next_attempt_in"] = delay
+        else:
+            del self._pending[pending.request_id]
+        self.deliveries.append(record)
+        self.emulator.journal.record("webhook", method="POST", path=urllib.parse.urlsplit(pending.url).path, **record)
