@@ -129,6 +129,17 @@ def _latency(token: str, arg: str) -> Latency:
     return Latency("uniform", _number(parts[0], token), _number(parts[1], token))
 
 
+def _tokens(text: str) -> list[str]:
+    """Split on commas; a piece that is a number continues the token before it (`timed:1,2`)."""
+    tokens: list[str] = []
+    for piece in (part.strip() for part in text.split(",")):
+        if tokens and re.fullmatch(r"-?[0-9.]+", piece):
+            tokens[-1] += "," + piece
+        else:
+            tokens.append(piece)
+    return tokens
+
+
 def parse_scenario(text: str) -> Scenario:
     """Parse `TOKEN[,TOKEN…]`. Raises ScenarioError naming the bad token and the known ones."""
     failure: Failure | None = None
@@ -136,8 +147,7 @@ def parse_scenario(text: str) -> Scenario:
     policy: Policy | None = None
     latency: Latency | None = None
     faults: set[Fault] = set()
-    for raw in text.split(","):
-        token = raw.strip()
+    for token in _tokens(text):
         name, _, arg = token.partition(":")
         if not token or token == "ok":
             continue

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import contextlib
+import importlib
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -10,6 +14,7 @@ from starlette.testclient import TestClient
 from emulator.catalog import load_catalog
 from emulator.http.app import create_app
 from emulator.settings import Settings
+from emulator.testing import EmulatorProcess
 
 KEY = {"Authorization": "Key test-key"}
 CATALOG = load_catalog()  # parsed once for every in-process app
@@ -80,3 +85,23 @@ def make_client(tmp_path: Path) -> Iterator[ClientFactory]:
 @pytest.fixture
 def client(make_client: ClientFactory) -> TestClient:
     return make_client()
+
+
+@contextlib.contextmanager
+def imported_fal_client(server: EmulatorProcess) -> Iterator[ModuleType]:
+    """fal_client, imported after FAL_QUEUE_RUN_HOST, FAL_RUN_HOST, FAL_KEY and SSL_CERT_FILE point at `server`.
+
+    fal_client reads its hosts at import, so it must not have been imported before; it is unloaded after.
+    """
+    assert "fal_client" not in sys.modules, "fal_client was imported before the emulator environment was set"
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in server.client_env().items():
+            patch.setenv(name, value)
+        module = importlib.import_module("fal_client")
+        try:
+            yield module
+        finally:
+            if "_client" in vars(module.sync_client):  # the default client's connection pool (cached_property)
+                module.sync_client._client.close()
+            for name in [name for name in sys.modules if name == "fal_client" or name.startswith("fal_client.")]:
+                del sys.modules[name]

@@ -8,7 +8,6 @@ it at the server. Every returned MP4 is downloaded and opened with PyAV.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import io
 import os
 import ssl
@@ -24,7 +23,7 @@ import httpx
 import pytest
 
 from emulator.testing import EmulatorProcess
-from tests.conftest import SEED_CLIPS, SEED_REQUESTS
+from tests.conftest import SEED_CLIPS, SEED_REQUESTS, imported_fal_client
 
 
 @pytest.fixture(scope="module")
@@ -35,17 +34,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess
 
 @pytest.fixture(scope="module")
 def fal(server: EmulatorProcess) -> Iterator[ModuleType]:
-    """fal_client, imported after FAL_QUEUE_RUN_HOST, FAL_RUN_HOST, FAL_KEY and SSL_CERT_FILE point at us."""
-    assert "fal_client" not in sys.modules, "fal_client was imported before the emulator environment was set"
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in server.client_env().items():
-            patch.setenv(name, value)
-        module = importlib.import_module("fal_client")
+    with imported_fal_client(server) as module:
         yield module
-        if "_client" in vars(module.sync_client):  # the default client's connection pool (cached_property)
-            module.sync_client._client.close()
-    for name in [name for name in sys.modules if name == "fal_client" or name.startswith("fal_client.")]:
-        del sys.modules[name]
 
 
 def download(url: str, server: EmulatorProcess) -> bytes:

@@ -1,0 +1,176 @@
+"""Webhooks: fal's payloads, signed as fal signs them, verified the way fal's docs tell receivers to."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import queue
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from starlette.testclient import TestClient
+
+from emulator.http.app import create_app
+from emulator.settings import Settings
+from emulator.webhooks import allowed
+from tests.conftest import CATALOG, KEY
+
+ENDPOINT = "fal-ai/veo3/image-to-video"
+BODY = {"prompt": "p", "image_url": "https://example.com/a.png"}
+
+
+class Receiver:
+    """A loopback webhook receiver: answers each POST with the next scripted status (default 200)."""
+
+    def __init__(self) -> None:
+        self.received: queue.Queue[tuple[dict[str, str], bytes]] = queue.Queue()
+        self.statuses: list[int] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.put(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def next(self) -> tuple[dict[str, str], bytes]:
+        return self.received.get(timeout=10)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+    receiver.thread.start()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(Settings(seed=7, policy="instant", state_dir=tmp_path), catalog=CATALOG)
+    with TestClient(app) as client:  # the lifespan runs the delivery loop
+        yield client
+
+
+def verify(headers: dict[str, str], body: bytes, jwks: dict[str, Any]) -> bool:
+    """Receiver-side verification as fal documents it (the README shows the same code)."""
+    message = "\n".join(
+        [
+            headers["x-fal-webhook-request-id"],
+            headers["x-fal-webhook-user-id"],
+            headers["x-fal-webhook-timestamp"],
+            hashlib.sha256(body).hexdigest(),
+        ]
+    ).encode()
+    signature = bytes.fromhex(headers["x-fal-webhook-signature"])
+    for key in jwks["keys"]:
+        public_key = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(key["x"] + "=="))
+        try:
+            public_key.verify(signature, message)
+            return True
+        except InvalidSignature:
+            continue
+    return False
+
+
+def deliveries(client: TestClient, count: int) -> list[dict[str, Any]]:
+    """The delivery records, once there are `count` of them (the loop records each right after its attempt)."""
+    for _ in range(100_000):
+        attempts: list[dict[str, Any]] = client.get("/_emulator/webhooks").json()
+        if len(attempts) >= count:
+            return attempts
+    raise AssertionError(f"fewer than {count} webhook deliveries were recorded")
+
+
+def submit(client: TestClient, url: str, scenario: str | None = None) -> dict[str, Any]:
+    headers = {**KEY, **({"X-Fal-Emulator-Scenario": scenario} if scenario else {})}
+    response = client.post(f"/{ENDPOINT}", params={"fal_webhook": url}, json=BODY, headers=headers)
+    assert response.status_code == 200
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def test_a_completed_request_posts_a_signed_ok_payload(emulator: TestClient, receiver: Receiver) -> None:
+    submitted = submit(emulator, receiver.url)
+    assert submitted["gateway_request_id"] == submitted["request_id"]
+    headers, body = receiver.next()
+    payload = json.loads(body)
+    assert payload["status"] == "OK" and payload["request_id"] == submitted["request_id"]
+    assert payload["gateway_request_id"] == submitted["request_id"]
+    assert payload["payload"] == emulator.get(submitted["response_url"], headers=KEY).json()
+    assert headers["x-fal-webhook-request-id"] == submitted["request_id"]
+    assert verify(headers, body, emulator.get("/.well-known/jwks.json").json())
+    assert not verify(headers, body + b" ", emulator.get("/.well-known/jwks.json").json())
+
+
+def test_a_failed_request_posts_an_error_payload_matching_status_and_result(
+    emulator: TestClient, receiver: Receiver
+) -> None:
+    submitted = submit(emulator, receiver.url, scenario="content_policy_violation")
+    _, body = receiver.next()
+    payload = json.loads(body)
+    result = emulator.get(submitted["response_url"], headers=KEY)
+    assert payload["status"] == "ERROR"
+    assert payload["error"] == "Invalid status code: 422" and result.status_code == 422
+    assert payload["payload"] == result.json()
+    status = emulator.get(submitted["status_url"], headers=KEY).json()
+    assert status["error_type"] == payload["payload"]["detail"][0]["type"] == "content_policy_violation"
+
+
+def test_failed_deliveries_retry_with_backoff_on_the_emulator_clock(emulator: TestClient, receiver: Receiver) -> None:
+    receiver.statuses = [500, 503]
+    emulator.post("/_emulator/clock", json={"freeze": True})
+    submitted = submit(emulator, receiver.url)
+    receiver.next()
+    emulator.post("/_emulator/clock", json={"advance": 15})
+    receiver.next()
+    emulator.post("/_emulator/clock", json={"advance": 30})
+    headers, body = receiver.next()
+    assert verify(headers, body, emulator.get("/.well-known/jwks.json").json())
+    attempts = deliveries(emulator, 3)  # the third is recorded right after the receiver answered
+    assert [(a["attempt"], a["status"], a.get("next_attempt_in")) for a in attempts] == [
+        (1, 500, 15.0),
+        (2, 503, 30.0),
+        (3, 200, None),
+    ]
+    journal = emulator.get("/_emulator/journal", params={"kind": "webhook"}).json()
+    assert [entry["request_id"] for entry in journal] == [submitted["request_id"]] * 3
+
+
+def test_targets_beyond_loopback_are_never_contacted(emulator: TestClient) -> None:
+    submitted = submit(emulator, "http://example.com/hook")
+    attempts = deliveries(emulator, 1)
+    assert attempts[0]["request_id"] == submitted["request_id"]
+    assert attempts[0]["status"] is None and "not allowed" in attempts[0]["error"]
+
+
+def test_the_allowlist_admits_named_hosts_and_loopback_only() -> None:
+    assert allowed("http://127.0.0.1:9/x", ()) and allowed("http://localhost/x", ()) and allowed("https://[::1]/", ())
+    assert not allowed("http://10.0.0.1/x", ()) and not allowed("ftp://127.0.0.1/x", ())
+    assert allowed("https://hooks.example.com/x", ("hooks.example.com",))
+
+
+def test_the_signing_key_survives_a_restart(tmp_path: Path) -> None:
+    keys = []
+    for _ in range(2):
+        with TestClient(create_app(Settings(state_dir=tmp_path), catalog=CATALOG)) as client:
+            keys.append(client.get("/.well-known/jwks.json").json())
+    assert keys[0] == keys[1]
+    assert keys[0]["keys"][0]["kty"] == "OKP" and keys[0]["keys"][0]["crv"] == "Ed25519"
