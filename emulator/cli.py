@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shlex
 import sys
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from emulator import __version__
 from emulator.catalog import Catalog, Endpoint, load_catalog
+from emulator.failures import FAILURES
 from emulator.queue import PRESETS
 from emulator.settings import Settings
 
@@ -58,12 +60,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, help="seed for request ids (default: random)")
     serve.add_argument("--key", action="append", dest="keys", help="accept only this key (repeatable)")
     serve.add_argument("--public-url", help="base URL put in status_url/response_url/file urls (default: as reached)")
+    serve.add_argument(
+        "--prompt-scenarios", action="store_const", const=True, help="read [[fal-emulator:TOKENS]] in prompts"
+    )
+    serve.add_argument("--control-token", help="token the control plane requires (generated beyond loopback)")
+    serve.add_argument("--webhook-allow", action="append", help="a host webhooks may be sent to (repeatable)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
     env = commands.add_parser("env", help="print the export lines that point fal_client at the emulator")
     env.add_argument("--state-dir", type=Path, help="the state directory of the running emulator")
 
     commands.add_parser("endpoints", help="print the endpoints the emulator serves, as a Markdown table")
+    commands.add_parser("errors", help="print every fal error the emulator can produce, as a Markdown table")
 
     contracts = commands.add_parser(
         "contracts",
@@ -95,13 +103,36 @@ def endpoints_table(catalog: Catalog) -> str:
     return "\n".join(rows)
 
 
+def errors_table() -> str:
+    """A Markdown table of fal's documented errors: scenario name, HTTP status, body, retryable."""
+    rows = [
+        "| scenario / `error_type` | HTTP | family | body | `X-Fal-Retryable` |",
+        "|---|---|---|---|---|",
+    ]
+    for failure in FAILURES.values():
+        if failure.family == "model":
+            ctx = f", ctx `{json.dumps(dict(failure.ctx))}`" if failure.ctx else ""
+            body = f"`detail[0]`: loc `{json.dumps(list(failure.loc))}`{ctx}"
+            retryable = "true" if failure.retryable else "false"
+        else:
+            body = f"`{json.dumps({'detail': failure.message, 'error_type': failure.name})}`"
+            retryable = "–"
+        rows.append(f"| `{failure.name}` | {failure.status_code} | {failure.family} | {body} | {retryable} |")
+    return "\n".join(rows)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {
         name: getattr(args, name, None)
-        for name in ("host", "http_port", "https_port", "state_dir", "policy", "time_scale", "seed", "public_url")
-    }
-    keys = getattr(args, "keys", None)
-    return Settings.from_env(**overrides, keys=tuple(keys) if keys else None)
+        for name in (
+            "host", "http_port", "https_port", "state_dir", "policy", "time_scale", "seed", "public_url",
+            "prompt_scenarios", "control_token",
+        )
+    }  # fmt: skip
+    keys, allow = getattr(args, "keys", None), getattr(args, "webhook_allow", None)
+    return Settings.from_env(
+        **overrides, keys=tuple(keys) if keys else None, webhook_allow=tuple(allow) if allow else None
+    )
 
 
 def env_lines(settings: Settings) -> list[str]:
@@ -130,6 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"fal-emulator: {exc}", file=sys.stderr)
         return 2
+    if args.command == "errors":
+        print(errors_table())
+        return 0
     if args.command == "endpoints":
         print(endpoints_table(load_catalog(settings.openapi_dir)))
         return 0

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from emulator.catalog import load_catalog
-from emulator.cli import endpoints_table, env_lines, main
+from emulator.cli import endpoints_table, env_lines, errors_table, main
 from emulator.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -13,6 +13,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_the_readme_endpoint_table_is_the_catalogue() -> None:
     assert endpoints_table(load_catalog()) in (ROOT / "README.md").read_text()
+
+
+def test_the_readme_error_table_is_the_failure_catalogue() -> None:
+    assert errors_table() in (ROOT / "README.md").read_text()
+
+
+def test_serve_flags_reach_the_settings(tmp_path: Path) -> None:
+    from emulator.cli import _parser, _settings
+
+    args = _parser().parse_args(
+        ["serve", "--state-dir", str(tmp_path), "--prompt-scenarios", "--control-token", "t", "--webhook-allow", "h"]
+    )
+    settings = _settings(args)
+    assert (settings.prompt_scenarios, settings.control_token, settings.webhook_allow) == (True, "t", ("h",))
 
 
 def test_env_without_a_running_server_uses_the_configured_port(tmp_path: Path) -> None:
