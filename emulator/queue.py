@@ -17,7 +17,7 @@ lazy: the state is brought up to date whenever a request is read, so no backgrou
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal, Protocol
@@ -203,8 +203,11 @@ class Store(Protocol):
     def get(self, request_id: str) -> Request | None: ...
     def all(self) -> list[Request]: ...
     def save(self, request: Request) -> None: ...
-    def queued_before(self, request: Request) -> Iterator[Request]: ...
     def next_sequence(self) -> int: ...
+    def schedule(self, request: Request, at: float) -> None: ...
+    def due(self, now: float) -> list[Request]: ...
+    def queue_position(self, request: Request) -> int: ...
+    def queued_count(self, app_id: str) -> int: ...
     def reset(self) -> None: ...
 
 
@@ -258,6 +261,7 @@ class Queue:
             webhook_url=webhook_url,
         )
         self.store.add(request)
+        self._schedule(request)
         view = self._view(request, now)
         if request.policy.kind == "immediate":
             self._progress(request, now)
@@ -404,13 +408,31 @@ class Queue:
         if save:
             self.store.save(request)
 
+    def reschedule(self, request: Request) -> None:
+        """Call after changing a request's policy: its time to leave the queue may have changed."""
+        self._schedule(request)
+
+    def _schedule(self, request: Request) -> None:
+        """Register when a queued request may leave the queue by time (its start, or its deadline)."""
+        if request.status is not Status.IN_QUEUE:
+            return
+        for at in (self._due_at(request) if request.policy.kind == "timed" else None, request.start_deadline):
+            if at is not None:
+                self.store.schedule(request, at)
+
+    def wake(self, now: float) -> None:
+        """Bring up to date every request whose time to leave the queue has come."""
+        for request in self.store.due(now):
+            self._progress(request, now)
+
+    def queued_count(self, app_id: str) -> int:
+        """Requests of `app_id` waiting in the queue now."""
+        self.wake(self.clock.now())
+        return self.store.queued_count(app_id)
+
     def _queue_position(self, request: Request, now: float) -> int:
-        ahead = 0
-        for other in self.store.queued_before(request):
-            self._progress(other, now)
-            if other.status is Status.IN_QUEUE:
-                ahead += 1
-        return ahead
+        self.wake(now)
+        return self.store.queue_position(request)
 
     def _view(self, request: Request, now: float) -> StatusView:
         queued = request.status is Status.IN_QUEUE

@@ -20,7 +20,7 @@ from emulator.ids import IdSource
 from emulator.inputs import check_input_images
 from emulator.journal import Journal
 from emulator.media import MediaLibrary
-from emulator.queue import Outcome, Policy, Queue, Status, StatusView, Store
+from emulator.queue import Outcome, Policy, Queue, StatusView, Store
 from emulator.scenarios import (
     INGRESS,
     INGRESS_BODY,
@@ -145,9 +145,6 @@ class Emulator:
             output["video"]["url"] += "?fault=" + ",".join(faults)
         return Outcome.success(output), spec
 
-    def _queued(self, app_id: str) -> int:
-        return sum(1 for request in self.requests() if request.app_id == app_id and request.status is Status.IN_QUEUE)
-
     def submit(self, endpoint_id: str, body: bytes, base_url: str, options: SubmitOptions | None = None) -> StatusView:
         """Validate and enqueue a request.
 
@@ -167,7 +164,7 @@ class Emulator:
             raise GatewayError(code, INGRESS_BODY.format(code=f"{code} Bad Gateway" if code == 502 else code))
         if scenario.rejection:
             raise rejection_error(scenario.rejection)
-        if options.max_queue_length is not None and self._queued(endpoint.app_id) > options.max_queue_length:
+        if options.max_queue_length is not None and self.queue.queued_count(endpoint.app_id) > options.max_queue_length:
             raise queue_full(options.max_queue_length)
         self._validators[endpoint.endpoint_id].validate(arguments)
         image = check_input_images(arguments, self.uploads.read_url)

@@ -1,8 +1,16 @@
-"""The in-memory request store: one dict of requests and, per app id, the order of queued requests."""
+"""The in-memory request store: requests by id, the queue order per app, and timed wake-ups.
+
+Queue positions must not cost more as requests pile up, so each app keeps its queued requests'
+submit sequence numbers in a sorted list (`queue_position` is a bisection, O(log n)), and requests
+that leave the queue by time (timed policies, start deadlines) are in a heap of wake-up times, so
+bringing the queue up to date touches only the requests whose time has come.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import heapq
+
+from sortedcontainers import SortedList
 
 from emulator.queue import Request, Status
 
@@ -15,7 +23,8 @@ class MemoryStore:
 
     def reset(self) -> None:
         self._requests: dict[str, Request] = {}
-        self._queued: dict[str, dict[str, Request]] = {}  # app id -> queued requests in submit order
+        self._queued: dict[str, SortedList] = {}  # app id -> sequence numbers of its queued requests
+        self._wakeups: list[tuple[float, int, str]] = []  # (time, sequence, request id), a heap
         self._sequence = 0
 
     def next_sequence(self) -> int:
@@ -24,25 +33,42 @@ class MemoryStore:
 
     def add(self, request: Request) -> None:
         self._requests[request.request_id] = request
-        self._queued.setdefault(request.app_id, {})[request.request_id] = request
+        self._queued.setdefault(request.app_id, SortedList()).add(request.sequence)
 
     def get(self, request_id: str) -> Request | None:
         return self._requests.get(request_id)
-
-    def save(self, request: Request) -> None:
-        if request.status is not Status.IN_QUEUE:
-            self._queued.get(request.app_id, {}).pop(request.request_id, None)
 
     def all(self) -> list[Request]:
         """Every request, oldest first."""
         return list(self._requests.values())
 
-    def queued_before(self, request: Request) -> Iterator[Request]:
-        """Queued requests of the same app submitted before `request`, oldest first."""
-        for other in list(self._queued.get(request.app_id, {}).values()):
-            if other.sequence >= request.sequence:
-                return
-            yield other
+    def save(self, request: Request) -> None:
+        if request.status is not Status.IN_QUEUE:
+            queued = self._queued.get(request.app_id)
+            if queued is not None:
+                queued.discard(request.sequence)
+
+    def schedule(self, request: Request, at: float) -> None:
+        """Look at `request` again once the clock reaches `at` (POSIX seconds)."""
+        heapq.heappush(self._wakeups, (at, request.sequence, request.request_id))
+
+    def due(self, now: float) -> list[Request]:
+        """Requests whose wake-up time is at or before `now`, earliest first; each is returned once."""
+        found = []
+        while self._wakeups and self._wakeups[0][0] <= now:
+            _, _, request_id = heapq.heappop(self._wakeups)
+            request = self._requests.get(request_id)
+            if request is not None:
+                found.append(request)
+        return found
+
+    def queue_position(self, request: Request) -> int:
+        """How many requests of the same app were queued before `request` and still are."""
+        queued = self._queued.get(request.app_id)
+        return 0 if queued is None else int(queued.bisect_left(request.sequence))
+
+    def queued_count(self, app_id: str) -> int:
+        return len(self._queued.get(app_id, ()))
 
     def __len__(self) -> int:
         return len(self._requests)

@@ -213,6 +213,7 @@ async def request_action(request: Request) -> Response:
         if action == "policy":
             found.policy = policy_of(await body(request))
             emulator.store.save(found)
+            emulator.queue.reschedule(found)
         elif action == "step":
             emulator.queue.step(found.request_id)
         elif action == "complete":
