@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     timing.add_argument("--realistic", action="store_const", const="realistic", dest="policy", help="Veo-like timing")
     serve.add_argument("--time-scale", type=float, help="virtual seconds per real second (default 1.0)")
     serve.add_argument("--seed", type=int, help="seed for request ids (default: random)")
+    serve.add_argument(
+        "--store", choices=["memory", "sqlite"], help="where requests live (default memory; sqlite survives restarts)"
+    )
     serve.add_argument("--key", action="append", dest="keys", help="accept only this key (repeatable)")
     serve.add_argument("--public-url", help="base URL put in status_url/response_url/file urls (default: as reached)")
     serve.add_argument(
@@ -126,7 +129,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         name: getattr(args, name, None)
         for name in (
             "host", "http_port", "https_port", "state_dir", "policy", "time_scale", "seed", "public_url",
-            "prompt_scenarios", "control_token",
+            "prompt_scenarios", "control_token", "store",
         )
     }  # fmt: skip
     keys, allow = getattr(args, "keys", None), getattr(args, "webhook_allow", None)

@@ -17,10 +17,12 @@ lazy: the state is brought up to date whenever a request is read, so no backgrou
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from emulator.clock import Clock, isoformat
 from emulator.errors import FalError, RequestNotFound, ResultNotReady, client_cancelled, start_timeout
@@ -208,7 +210,22 @@ class Store(Protocol):
     def due(self, now: float) -> list[Request]: ...
     def queue_position(self, request: Request) -> int: ...
     def queued_count(self, app_id: str) -> int: ...
+    def transaction(self) -> AbstractContextManager[None]: ...
     def reset(self) -> None: ...
+
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def transactional(method: Method) -> Method:
+    """Run a Queue method inside one store transaction (several processes may share a store)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Queue, *args: Any, **kwargs: Any) -> Any:
+        with self.store.transaction():
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _log(message: str, at: float) -> JSON:
@@ -224,6 +241,7 @@ class Queue:
         self.ids = ids
         self.policy = policy
 
+    @transactional
     def submit(
         self,
         endpoint_id: str,
@@ -245,8 +263,9 @@ class Queue:
         `request_timeout` with `X-Fal-Request-Timeout-Type: user` (fal's `X-Fal-Request-Timeout` header).
         """
         now = self.clock.now()
+        sequence = self.store.next_sequence()
         request = Request(
-            request_id=self.ids.new(),
+            request_id=self.ids.for_sequence(sequence),
             endpoint_id=endpoint_id,
             app_id=app_id,
             input=input_,
@@ -254,7 +273,7 @@ class Queue:
             policy=policy or self.policy,
             submitted_at=now,
             entered_at=now,
-            sequence=self.store.next_sequence(),
+            sequence=sequence,
             units=units,
             script=tuple(script),
             start_deadline=None if start_timeout is None else now + start_timeout,
@@ -267,6 +286,7 @@ class Queue:
             self._progress(request, now)
         return view
 
+    @transactional
     def status(self, request_id: str, *, poll: bool = True) -> StatusView:
         """The request's state now. A `poll` counts towards a `polls:N` policy.
 
@@ -278,9 +298,11 @@ class Queue:
         view = self._view(request, now)
         if poll and request.status is not Status.COMPLETED:
             request.polls += 1
+            self.store.save(request)
             self._progress(request, now)
         return view
 
+    @transactional
     def result(self, request_id: str) -> Outcome:
         """The stored outcome. Raises RequestNotFound, or ResultNotReady before COMPLETED."""
         request = self._load(request_id)
@@ -289,6 +311,7 @@ class Queue:
             raise ResultNotReady(request_id)
         return request.outcome
 
+    @transactional
     def cancel(self, request_id: str) -> Literal["CANCELLATION_REQUESTED", "ALREADY_COMPLETED"]:
         """Cancel a request. A queued one never runs; a running one stops. Both complete as cancelled.
 
@@ -303,6 +326,7 @@ class Queue:
         self._enter(request, "cancel", now)
         return "CANCELLATION_REQUESTED"
 
+    @transactional
     def complete_now(self, request_id: str, outcome: Outcome | None = None) -> StatusView:
         """Complete a request now, with `outcome` (or its planned one). Raises RequestNotFound, InvalidTransition."""
         request = self._load(request_id)
@@ -317,6 +341,7 @@ class Queue:
                 self._enter(request, PROGRESS_EVENT[status], now)
         return self._view(request, now)
 
+    @transactional
     def step(self, request_id: str) -> StatusView:
         """Move a request one state on now, whatever its policy. Raises RequestNotFound, InvalidTransition."""
         request = self._load(request_id)
@@ -425,6 +450,7 @@ class Queue:
         for request in self.store.due(now):
             self._progress(request, now)
 
+    @transactional
     def queued_count(self, app_id: str) -> int:
         """Requests of `app_id` waiting in the queue now."""
         self.wake(self.clock.now())

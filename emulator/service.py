@@ -66,6 +66,15 @@ class SubmitOptions:
     webhook_url: str | None = None
 
 
+def make_store(settings: Settings) -> Store:
+    """The store the settings name: in memory, or the SQLite file `state_dir/emulator.sqlite3`."""
+    if settings.store == "sqlite":
+        from emulator.sqlite_store import SqliteStore
+
+        return SqliteStore(settings.state_dir / "emulator.sqlite3")
+    return MemoryStore()
+
+
 class Emulator:
     """All state of one emulator instance; `reset()` forgets every request."""
 
@@ -78,7 +87,7 @@ class Emulator:
         # they never shift the request ids a seed gives.
         self.answer_ids = IdSource(None if settings.seed is None else settings.seed + 1)
         self.random = random.Random(settings.seed)  # latency draws and other seeded faults
-        self.store: Store = store or MemoryStore()
+        self.store: Store = store or make_store(settings)
         self.queue = Queue(self.store, self.clock, self.ids, settings.progression)
         self.media = MediaLibrary(settings.fixtures_dir)
         self.journal = Journal(self.clock)

@@ -15,6 +15,7 @@
 | prompt_scenarios | FAL_EMULATOR_PROMPT_SCENARIOS  | false: `[[fal-emulator:…]]` in a prompt is ignored |
 | control_token    | FAL_EMULATOR_CONTROL_TOKEN     | none (required beyond loopback)  |
 | webhook_allow    | FAL_EMULATOR_WEBHOOK_ALLOW     | loopback only: hosts webhooks may be sent to |
+| store            | FAL_EMULATOR_STORE             | memory; `sqlite`: state_dir/emulator.sqlite3 |
 | openapi_dir      | FAL_EMULATOR_OPENAPI_DIR       | the project's openapi/           |
 | fixtures_dir     | FAL_EMULATOR_FIXTURES_DIR      | the project's fixtures/          |
 
@@ -35,6 +36,7 @@ from emulator.paths import FIXTURES_DIR, OPENAPI_DIR
 from emulator.queue import Policy
 
 PREFIX = "FAL_EMULATOR_"
+STORES = ("memory", "sqlite")
 
 
 def default_state_dir(environ: Mapping[str, str]) -> Path:
@@ -57,11 +59,14 @@ class Settings:
     prompt_scenarios: bool = False
     control_token: str | None = None
     webhook_allow: tuple[str, ...] = ()
+    store: str = "memory"
     openapi_dir: Path = OPENAPI_DIR
     fixtures_dir: Path = FIXTURES_DIR
 
     def __post_init__(self) -> None:
         Policy.parse(self.policy)  # raises ValueError for an unknown policy
+        if self.store not in STORES:
+            raise ValueError(f"unknown store {self.store!r}: use {' or '.join(STORES)}")
         if self.time_scale <= 0:
             raise ValueError(f"time_scale must be > 0, got {self.time_scale}")
         for port in (self.http_port, self.https_port):

@@ -8,7 +8,9 @@ bringing the queue up to date touches only the requests whose time has come.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
+from collections.abc import Iterator
 
 from sortedcontainers import SortedList
 
@@ -26,6 +28,11 @@ class MemoryStore:
         self._queued: dict[str, SortedList] = {}  # app id -> sequence numbers of its queued requests
         self._wakeups: list[tuple[float, int, str]] = []  # (time, sequence, request id), a heap
         self._sequence = 0
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One process, one event loop: nothing to isolate."""
+        yield
 
     def next_sequence(self) -> int:
         self._sequence += 1

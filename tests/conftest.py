@@ -65,13 +65,17 @@ SEED_CLIPS = {
 ClientFactory = Callable[..., TestClient]
 
 
-@pytest.fixture
-def make_client(tmp_path: Path) -> Iterator[ClientFactory]:
-    """In-process clients of an emulator built with the given settings (seed 7, polls:1 by default)."""
+@pytest.fixture(params=["memory", "sqlite"])
+def make_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ClientFactory]:
+    """In-process clients of emulators built with the given settings (seed 7, polls:1 by default), each
+    with its own state dir, over each store: the suite runs once with the memory store, once with SQLite."""
     clients: list[TestClient] = []
 
     def make(**overrides: object) -> TestClient:
-        values: dict[str, object] = {"seed": 7, "policy": "polls:1", "state_dir": tmp_path, **overrides}
+        state_dir = tmp_path / f"state{len(clients)}"
+        values: dict[str, object] = {
+            "seed": 7, "policy": "polls:1", "state_dir": state_dir, "store": request.param, **overrides,
+        }  # fmt: skip
         app = create_app(Settings(**values), catalog=CATALOG)  # type: ignore[arg-type]
         client = TestClient(app, raise_server_exceptions=False)
         clients.append(client)

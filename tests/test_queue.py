@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 
 from emulator.clock import VirtualClock
@@ -15,15 +18,28 @@ from emulator.queue import (
     Status,
     next_status,
 )
+from emulator.sqlite_store import SqliteStore
 from emulator.store import MemoryStore
 
 OUTPUT = {"video": {"url": "http://x/files/a.mp4"}}
 SCRIPT = [(0.0, "loading"), (0.5, "halfway"), (0.9, "encoding")]
 
 
-def make_queue(policy: str) -> tuple[Queue, VirtualClock]:
-    clock = VirtualClock(start=1_700_000_000.0, frozen=True)
-    return Queue(MemoryStore(), clock, IdSource(1), Policy.parse(policy)), clock
+MakeQueue = Callable[[str], tuple[Queue, VirtualClock]]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> MakeQueue:
+    """Queues over each store, on a frozen clock, with seeded ids."""
+    made: list[int] = []
+
+    def make(policy: str) -> tuple[Queue, VirtualClock]:
+        made.append(1)
+        store = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / f"{len(made)}.sqlite3")
+        clock = VirtualClock(start=1_700_000_000.0, frozen=True)
+        return Queue(store, clock, IdSource(1), Policy.parse(policy)), clock
+
+    return make
 
 
 def submit(queue: Queue, app: str = "fal-ai/veo3") -> str:
@@ -40,27 +56,27 @@ def test_transitions_are_declared_once_as_data() -> None:
         next_status(Status.COMPLETED, "start")
 
 
-def test_ids_are_deterministic_for_a_seed() -> None:
+def test_ids_are_deterministic_for_a_seed(make_queue: MakeQueue) -> None:
     first, _ = make_queue("manual")
     second, _ = make_queue("manual")
     assert [submit(first) for _ in range(3)] == [submit(second) for _ in range(3)]
 
 
-def test_polls_policy_shows_each_state_for_n_polls() -> None:
+def test_polls_policy_shows_each_state_for_n_polls(make_queue: MakeQueue) -> None:
     queue, _ = make_queue("polls:2")
     request_id = submit(queue)
     seen = [queue.status(request_id).status for _ in range(5)]
     assert seen == [Status.IN_QUEUE, Status.IN_QUEUE, Status.IN_PROGRESS, Status.IN_PROGRESS, Status.COMPLETED]
 
 
-def test_reading_without_polling_does_not_move_a_polls_request() -> None:
+def test_reading_without_polling_does_not_move_a_polls_request(make_queue: MakeQueue) -> None:
     queue, _ = make_queue("polls:1")
     request_id = submit(queue)
     for _ in range(3):
         assert queue.status(request_id, poll=False).status is Status.IN_QUEUE
 
 
-def test_timed_policy_follows_the_injected_clock() -> None:
+def test_timed_policy_follows_the_injected_clock(make_queue: MakeQueue) -> None:
     queue, clock = make_queue("timed:2,10")
     request_id = submit(queue)
     assert queue.status(request_id).status is Status.IN_QUEUE
@@ -74,7 +90,7 @@ def test_timed_policy_follows_the_injected_clock() -> None:
     assert view.metrics == {"inference_time": 10.0}
 
 
-def test_immediate_policy_answers_submit_in_queue_then_is_completed() -> None:
+def test_immediate_policy_answers_submit_in_queue_then_is_completed(make_queue: MakeQueue) -> None:
     queue, _ = make_queue("instant")
     view = queue.submit("fal-ai/veo3", "fal-ai/veo3", {}, Outcome.success(OUTPUT))
     assert view.status is Status.IN_QUEUE
@@ -83,7 +99,7 @@ def test_immediate_policy_answers_submit_in_queue_then_is_completed() -> None:
     assert queue.result(view.request_id) == Outcome.success(OUTPUT)
 
 
-def test_manual_policy_moves_only_when_stepped() -> None:
+def test_manual_policy_moves_only_when_stepped(make_queue: MakeQueue) -> None:
     queue, clock = make_queue("manual")
     request_id = submit(queue)
     clock.advance(3600.0)
@@ -94,7 +110,7 @@ def test_manual_policy_moves_only_when_stepped() -> None:
         queue.step(request_id)
 
 
-def test_logs_are_revealed_while_in_progress_and_complete_at_the_end() -> None:
+def test_logs_are_revealed_while_in_progress_and_complete_at_the_end(make_queue: MakeQueue) -> None:
     queue, clock = make_queue("timed:0,10")
     request_id = submit(queue)
     clock.advance(1.0)
@@ -107,7 +123,7 @@ def test_logs_are_revealed_while_in_progress_and_complete_at_the_end() -> None:
     assert logs[1] == {"message": "halfway", "level": "INFO", "source": "USER", "timestamp": "2023-11-14T22:13:25.000Z"}
 
 
-def test_queue_position_counts_requests_ahead_in_the_same_app() -> None:
+def test_queue_position_counts_requests_ahead_in_the_same_app(make_queue: MakeQueue) -> None:
     queue, _ = make_queue("manual")
     first, second, third = submit(queue), submit(queue), submit(queue)
     other_app = submit(queue, app="fal-ai/veo2")
@@ -118,7 +134,7 @@ def test_queue_position_counts_requests_ahead_in_the_same_app() -> None:
     assert queue.status(first).queue_position is None
 
 
-def test_queue_position_decreases_as_time_moves_requests_out_of_the_queue() -> None:
+def test_queue_position_decreases_as_time_moves_requests_out_of_the_queue(make_queue: MakeQueue) -> None:
     queue, clock = make_queue("timed:5,5")
     first = submit(queue)
     clock.advance(1.0)
@@ -129,21 +145,21 @@ def test_queue_position_decreases_as_time_moves_requests_out_of_the_queue() -> N
     assert queue.status(second).queue_position == 0
 
 
-def test_result_before_completion_is_not_ready() -> None:
+def test_result_before_completion_is_not_ready(make_queue: MakeQueue) -> None:
     queue, _ = make_queue("manual")
     request_id = submit(queue)
     with pytest.raises(ResultNotReady):
         queue.result(request_id)
 
 
-def test_unknown_request_is_not_found() -> None:
+def test_unknown_request_is_not_found(make_queue: MakeQueue) -> None:
     queue, _ = make_queue("manual")
     for call in (queue.status, queue.result, queue.cancel, queue.step):
         with pytest.raises(RequestNotFound):
             call("00000000-0000-4000-8000-000000000000")
 
 
-def test_request_cancelled_while_queued_never_runs() -> None:
+def test_request_cancelled_while_queued_never_runs(make_queue: MakeQueue) -> None:
     queue, clock = make_queue("timed:1,1")
     request_id = submit(queue)
     assert queue.cancel(request_id) == "CANCELLATION_REQUESTED"
@@ -156,7 +172,7 @@ def test_request_cancelled_while_queued_never_runs() -> None:
     assert queue.cancel(request_id) == "ALREADY_COMPLETED"
 
 
-def test_cancel_of_a_running_request_stops_it() -> None:
+def test_cancel_of_a_running_request_stops_it(make_queue: MakeQueue) -> None:
     queue, _ = make_queue("manual")
     request_id = submit(queue)
     queue.step(request_id)
@@ -166,14 +182,14 @@ def test_cancel_of_a_running_request_stops_it() -> None:
     assert view.logs[-1]["message"] == "Request cancelled."
 
 
-def test_cancel_after_completion_is_rejected() -> None:
+def test_cancel_after_completion_is_rejected(make_queue: MakeQueue) -> None:
     queue, _ = make_queue("instant")
     request_id = submit(queue)
     assert queue.cancel(request_id) == "ALREADY_COMPLETED"
     assert queue.result(request_id).ok
 
 
-def test_failed_outcome_shows_in_status_and_result() -> None:
+def test_failed_outcome_shows_in_status_and_result(make_queue: MakeQueue) -> None:
     queue, _ = make_queue("instant")
     failure = Outcome(504, {"detail": "Request timed out", "error_type": "request_timeout"})
     view = queue.submit("fal-ai/veo3", "fal-ai/veo3", {}, failure)

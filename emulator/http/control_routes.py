@@ -185,7 +185,7 @@ def _load(request: Request) -> Any:
     if found is None:
         raise RequestNotFound(request_id)
     emulator.queue.status(request_id, poll=False)  # bring it up to date
-    return found
+    return emulator.store.get(request_id)
 
 
 async def request_detail(request: Request) -> Response:
@@ -225,7 +225,7 @@ async def request_action(request: Request) -> Response:
             emulator.fail_now(found.request_id, error_type)
     except ValueError as exc:  # InvalidTransition: already COMPLETED
         raise FalError({"detail": str(exc), "status": Status.COMPLETED.value}, status_code=409) from None
-    return JSONResponse(request_summary(found))
+    return JSONResponse(request_summary(emulator.store.get(found.request_id)))
 
 
 async def webhooks(request: Request) -> Response:
