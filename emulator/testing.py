@@ -71,6 +71,12 @@ class EmulatorProcess:
         if process.stdout:
             process.stdout.close()
 
+    def kill(self) -> None:
+        """SIGKILL the server (no shutdown at all), as a crash would."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
     def client_env(self, key: str | None = None) -> dict[str, str]:
         """The variables that point an unmodified fal_client at this emulator (set them before import)."""
         assert self.listening is not None, "start() first"

@@ -1,6 +1,6 @@
 """The control plane, under `/_emulator/`: everything a test needs to steer the emulator.
 
-    GET    /_emulator/health                       {"status": "ok", "endpoints": 18}
+    GET    /_emulator/health                       {"status": "ok", "endpoints": 18, "store": "memory", "pid": 123}
     POST   /_emulator/reset        {"seed"?: int}  forget requests, scripts, policies, journal, webhooks
     POST   /_emulator/seed         {"seed": int}   reseed request ids and fault draws
     GET    /_emulator/clock                        {"now": s, "frozen": bool, "scale": x}
@@ -26,6 +26,7 @@ Bodies are JSON. Beyond loopback every call needs `X-Fal-Emulator-Token: <contro
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from starlette.requests import Request
@@ -93,7 +94,10 @@ def request_summary(request: Any) -> dict[str, Any]:
 
 
 async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "endpoints": len(emulator_of(request).catalog)})
+    emulator = emulator_of(request)
+    return JSONResponse(
+        {"status": "ok", "endpoints": len(emulator.catalog), "store": emulator.settings.store, "pid": os.getpid()}
+    )
 
 
 async def reset(request: Request) -> Response:
