@@ -20,13 +20,15 @@
 | fixtures_dir     | FAL_EMULATOR_FIXTURES_DIR      | the project's fixtures/          |
 
 Nothing reads the environment at import time; `Settings.from_env()` is called by the CLI or the app
-factory. Unknown `FAL_EMULATOR_*` variables and malformed values raise ValueError naming them.
+factory. Malformed values raise ValueError naming them; an unknown `FAL_EMULATOR_*` variable is
+ignored with a UserWarning naming it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,8 +89,10 @@ class Settings:
             if not name.startswith(PREFIX):
                 continue
             key = name[len(PREFIX) :].lower()
-            if key not in fields:
-                raise ValueError(f"unknown setting {name}; known: {', '.join(PREFIX + f.upper() for f in fields)}")
+            if key not in fields:  # a typo, or a variable of the user's own: say so, but start
+                known = ", ".join(PREFIX + f.upper() for f in fields)
+                warnings.warn(f"ignoring unknown setting {name}; known: {known}", UserWarning, stacklevel=2)
+                continue
             values[key] = _cast(name, fields[key].type, raw)
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)

@@ -33,7 +33,6 @@ def test_the_state_dir_defaults_under_xdg_state_home() -> None:
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
-        ({"FAL_EMULATOR_NOPE": "1"}, "unknown setting FAL_EMULATOR_NOPE"),
         ({"FAL_EMULATOR_HTTP_PORT": "x"}, "FAL_EMULATOR_HTTP_PORT"),
         ({"FAL_EMULATOR_POLICY": "sometimes"}, "progression policy"),
         ({"FAL_EMULATOR_TIME_SCALE": "0"}, "time_scale"),
@@ -43,3 +42,9 @@ def test_the_state_dir_defaults_under_xdg_state_home() -> None:
 def test_bad_settings_raise_value_error_naming_them(environ: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Settings.from_env(environ)
+
+
+def test_an_unknown_setting_is_ignored_with_a_warning_naming_it() -> None:
+    with pytest.warns(UserWarning, match="FAL_EMULATOR_NOPE"):
+        settings = Settings.from_env({"FAL_EMULATOR_NOPE": "1", "FAL_EMULATOR_SEED": "4"})
+    assert settings.seed == 4
