@@ -55,10 +55,13 @@ collection, before any fixture runs. The alternatives:
    key and CA bundle. Only the constants that exist are patched, so other fal_client versions that
    read the environment later still work through the variables.
 
-Limits: a `fal_client.SyncClient()` of your own that already made a call before the fixture started
-keeps its cached key and CA bundle (its URLs do follow the redirect); make clients inside tests or
-fixtures. The plugin module imports nothing beyond pytest and the standard library until a test asks
-for the fixture.
+Once started, the redirect holds until the session ends, for the tests that do not ask for the fixture
+too: nothing in that session reaches the real fal. Limits: a `fal_client.SyncClient()` of your own that
+already made a call before the fixture started keeps its cached key and CA bundle (its URLs do follow
+the redirect); make clients inside tests or fixtures. The module-level `fal_client.async_client` keeps
+one connection pool bound to the event loop that first used it (fal_client's own behaviour): with a new
+event loop per test, make an `AsyncClient()` per test. The plugin module imports nothing beyond pytest
+and the standard library until a test asks for the fixture.
 """
 
 from __future__ import annotations

@@ -89,6 +89,17 @@ class Policy:
             return self.queue_seconds
         return self.run_seconds + self.seconds_per_unit * units
 
+    def describe(self) -> str:
+        """The policy as `parse` reads it: a preset's name, or `polls:N` / `timed:Q,R`."""
+        for name, preset in PRESETS.items():
+            if preset == self and name != "immediate":
+                return name
+        if self.kind == "polls":
+            return f"polls:{self.polls}"
+        if self.kind == "timed" and not self.seconds_per_unit:
+            return f"timed:{self.queue_seconds:g},{self.run_seconds:g}"
+        return self.kind
+
     @classmethod
     def parse(cls, text: str) -> Policy:
         """`default`, `instant`, `realistic`, `immediate`, `manual`, `polls:N` or `timed:Q,R` (seconds).

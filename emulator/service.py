@@ -97,12 +97,16 @@ class Emulator:
         self._validators = {endpoint.endpoint_id: InputValidator(endpoint.input_schema) for endpoint in catalog}
 
     def reset(self, seed: int | None = None) -> None:
-        """Forget every request, scripted outcome, policy override and journal entry; reseed if asked."""
+        """Forget every request, scripted outcome, policy override and journal entry; put back the default
+        policy and the clock's scale (unfrozen); reseed if asked."""
         self.store.reset()
         self.journal.clear()
         self.uploads.reset()
         self.outcomes.clear()
         self.policies.clear()
+        self.queue.policy = self.settings.progression
+        self.clock.unfreeze()
+        self.clock.set_scale(self.settings.time_scale)
         self.reseed(self.settings.seed if seed is None else seed)
 
     def reseed(self, seed: int | None) -> None:

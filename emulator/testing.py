@@ -5,16 +5,18 @@
         ...
 
 The process prints one `fal-emulator ready {json}` line once both listeners accept connections; this
-waits for that line (no sleeping, no polling of ports) and raises RuntimeError with the server's
-output if the process exits first.
+waits for that line (no sleeping, no polling of ports, with a deadline) and raises RuntimeError with
+the server's output if the process exits or hangs first.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -37,25 +39,43 @@ class EmulatorProcess:
         self._process: subprocess.Popen[str] | None = None
         self.listening: Listening | None = None
 
-    def start(self) -> Listening:
-        """Start the server and wait for its ready line. Raises RuntimeError if it dies first."""
+    def start(self, timeout: float = 60.0) -> Listening:
+        """Start the server and wait (at most `timeout` seconds) for its ready line.
+
+        Raises RuntimeError, with the server's output, if it exits or hangs before it is ready.
+        """
         process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._process = process
         assert process.stdout is not None
-        for line in process.stdout:
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, args=(process.stdout, lines), daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.kill()
+                raise RuntimeError(f"fal-emulator was not ready after {timeout} s:\n{''.join(self.output)}") from None
+            if line is None:
+                process.wait()
+                raise RuntimeError(
+                    f"fal-emulator exited with {process.returncode} before ready:\n{''.join(self.output)}"
+                )
             if line.startswith(READY_PREFIX):
                 self.listening = Listening(**json.loads(line[len(READY_PREFIX) :]))
-                break
+                return self.listening
             self.output.append(line)
-        else:
-            process.wait()
-            raise RuntimeError(f"fal-emulator exited with {process.returncode} before ready:\n{''.join(self.output)}")
-        threading.Thread(target=self._drain, args=(process.stdout,), daemon=True).start()
-        return self.listening
 
-    def _drain(self, stream: IO[str]) -> None:
+    def _read(self, stream: IO[str], lines: queue.Queue[str | None]) -> None:
+        """Hand lines to start() until the ready line, then keep the rest in `output`."""
+        ready = False
         for line in stream:
-            self.output.append(line)
+            if ready:
+                self.output.append(line)
+            else:
+                ready = line.startswith(READY_PREFIX)
+                lines.put(line)
+        lines.put(None)
 
     def stop(self) -> None:
         process = self._process

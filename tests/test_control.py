@@ -59,8 +59,8 @@ def test_the_clock_can_be_frozen_advanced_and_scaled(make_client: ClientFactory)
 def test_policy_can_be_set_globally_and_per_endpoint(client: TestClient) -> None:
     client.put("/_emulator/policy", json={"policy": "instant", "endpoint_id": "fal-ai/veo2/image-to-video"})
     assert client.get("/_emulator/policy").json() == {
-        "default": "polls",
-        "endpoints": {"fal-ai/veo2/image-to-video": "immediate"},
+        "default": "polls:1",
+        "endpoints": {"fal-ai/veo2/image-to-video": "instant"},
     }
     veo2 = client.post("/fal-ai/veo2/image-to-video", json=BODY, headers=KEY).json()
     assert status(client, veo2)["status"] == "COMPLETED"
@@ -136,3 +136,13 @@ def test_control_bodies_must_be_json_objects(client: TestClient) -> None:
     response = client.post("/_emulator/clock", content=b"[1]")
     assert response.status_code == 400
     assert response.json()["error_type"] == "bad_request"
+
+
+def test_reset_puts_back_the_default_policy_and_the_clock(make_client: ClientFactory) -> None:
+    client = make_client(policy="timed:1,2")
+    client.put("/_emulator/policy", json={"policy": "manual"})
+    client.post("/_emulator/clock", json={"freeze": True, "scale": 9})
+    client.post("/_emulator/reset")
+    assert client.get("/_emulator/policy").json() == {"default": "timed:1,2", "endpoints": {}}
+    clock = client.get("/_emulator/clock").json()
+    assert (clock["frozen"], clock["scale"]) == (False, 1.0)

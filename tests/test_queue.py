@@ -208,3 +208,9 @@ def test_realistic_preset_scales_run_time_with_seconds_of_video() -> None:
 def test_policy_parse_rejects_unknown_forms(text: str) -> None:
     with pytest.raises(ValueError, match="progression policy"):
         Policy.parse(text)
+
+
+@pytest.mark.parametrize("text", ["default", "instant", "manual", "realistic", "polls:3", "timed:0.5,2"])
+def test_a_policy_describes_itself_as_parse_reads_it(text: str) -> None:
+    assert Policy.parse(Policy.parse(text).describe()) == Policy.parse(text)
+    assert Policy.parse(text).describe() == text

@@ -1,7 +1,8 @@
 """The control plane, under `/_emulator/`: everything a test needs to steer the emulator.
 
     GET    /_emulator/health                       {"status": "ok", "endpoints": 18, "store": "memory", "pid": 123}
-    POST   /_emulator/reset        {"seed"?: int}  forget requests, scripts, policies, journal, webhooks
+    POST   /_emulator/reset        {"seed"?: int}  forget requests, scripts, policies, journal, webhooks;
+                                                   the default policy and the clock's scale come back, unfrozen
     POST   /_emulator/seed         {"seed": int}   reseed request ids and fault draws
     GET    /_emulator/clock                        {"now": s, "frozen": bool, "scale": x}
     POST   /_emulator/clock        {"advance"?: s, "freeze"?: bool, "scale"?: x}
@@ -149,7 +150,10 @@ async def policy(request: Request) -> Response:
         else:
             emulator.queue.policy = chosen
     return JSONResponse(
-        {"default": emulator.queue.policy.kind, "endpoints": {k: v.kind for k, v in emulator.policies.items()}}
+        {
+            "default": emulator.queue.policy.describe(),
+            "endpoints": {k: v.describe() for k, v in emulator.policies.items()},
+        }
     )
 
 
@@ -198,7 +202,7 @@ async def request_detail(request: Request) -> Response:
     detail = request_summary(found)
     detail.update(
         input=found.input,
-        policy=found.policy.kind,
+        policy=found.policy.describe(),
         logs=found.logs,
         webhook_url=found.webhook_url,
         outcome={"status_code": found.outcome.status_code, "body": found.outcome.body},
