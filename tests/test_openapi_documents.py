@@ -2,7 +2,9 @@
 
 Each document must be a loadable OpenAPI 3.0 document of the uniform shape the emulator parses, its file name must
 follow the endpoint id, its submit example must satisfy its input schema, and the four seed endpoints must match
-their seed documents (fields, enums in seed order, defaults, required lists).
+their seed documents (fields, enums in seed order, defaults, required lists). The same documents are the contract
+kit's: links from submit to status, stream, result and cancel (and from the result to its video), the
+``x-fal-request-id`` header on every queue answer, ``text/event-stream`` and ``video/mp4`` media.
 """
 
 from __future__ import annotations
@@ -48,8 +50,22 @@ ENDPOINT_IDS = frozenset(
 
 CATEGORIES = frozenset({"text-to-video", "image-to-video", "video-to-video"})
 SHARED_SCHEMAS = frozenset(
-    {"QueueStatus", "File", "HTTPValidationError", "ValidationError", "CancelStatus", "ErrorDetail"}
+    {
+        "QueueStatus",
+        "QueueStatusEvent",
+        "File",
+        "HTTPValidationError",
+        "ValidationError",
+        "CancelStatus",
+        "ErrorDetail",
+        "RequestNotFound",
+        "StoredError",
+    }
 )
+QUEUE_OPERATIONS = ("submit", "status", "streamStatus", "cancel", "result")
+# JSON Schema keywords newer than OpenAPI 3.0 that fal's documents (``examples``) and ours (the SSE event's
+# ``contentMediaType``/``contentSchema``, which Schemathesis reads) put in schema objects.
+NEWER_KEYWORDS = frozenset({"examples", "contentMediaType", "contentSchema"})
 
 # Seed endpoints: field order (== the complete field set), required list, enums (seed order) and defaults.
 SEEDS: dict[str, dict[str, Any]] = {
@@ -271,13 +287,14 @@ def validator_for(doc: dict[str, Any], name: str) -> Draft7Validator:
 
 
 def _without_schema_examples(node: Any) -> Any:
-    """Drop pydantic-style ``examples`` lists from schema objects.
+    """Drop the JSON Schema keywords newer than OpenAPI 3.0 (``NEWER_KEYWORDS``) from schema objects.
 
     fal's documents declare ``openapi: 3.0.4`` yet put JSON-Schema ``examples`` into schema objects, which the strict
-    OpenAPI 3.0 meta-schema rejects. Everything else must pass that meta-schema.
+    OpenAPI 3.0 meta-schema rejects; ours do the same with the SSE event's ``contentMediaType``/``contentSchema``.
+    Everything else must pass that meta-schema.
     """
     if isinstance(node, dict):
-        return {key: _without_schema_examples(value) for key, value in node.items() if key != "examples"}
+        return {key: _without_schema_examples(value) for key, value in node.items() if key not in NEWER_KEYWORDS}
     if isinstance(node, list):
         return [_without_schema_examples(item) for item in node]
     return node
@@ -286,7 +303,18 @@ def _without_schema_examples(node: Any) -> Any:
 def iter_operations(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     for path, item in doc["paths"].items():
         for method, operation in item.items():
-            yield path, method, operation
+            if not method.startswith("x-"):
+                yield path, method, operation
+
+
+def resolve(doc: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """``node``, or what its local ``$ref`` points at."""
+    while "$ref" in node:
+        target = doc
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
 
 
 def test_exactly_the_catalogue_is_documented() -> None:
@@ -307,7 +335,8 @@ def test_is_a_loadable_openapi_30_document(name: str) -> None:
     assert doc["openapi"] == "3.0.4"
     schema = schemathesis.openapi.from_dict(copy.deepcopy(doc))
     declared = list(iter_operations(doc))
-    assert schema.statistic.operations.total == len(declared) == 5
+    assert schema.statistic.operations.total == len(declared) == 6
+    assert schema.statistic.transitions.total == 5  # submit -> status, stream, result, cancel; result -> video
     for path, method, operation in declared:
         assert schema[path][method.upper()].label == f"{method.upper()} {path}"
         assert schema.find_operation_by_id(operation["operationId"]).label == f"{method.upper()} {path}"
@@ -352,14 +381,16 @@ def test_queue_paths_and_operations(name: str) -> None:
         f"{base}/status/stream": ("get", "streamStatus"),
         f"{base}/cancel": ("put", "cancel"),
         base: ("get", "result"),
+        "/files/{file_name}": ("get", "downloadFile"),
     }
-    assert {path: next(iter(item)) for path, item in doc["paths"].items()} == {p: m for p, (m, _) in expected.items()}
+    methods = {path: [key for key in item if not key.startswith("x-")] for path, item in doc["paths"].items()}
+    assert methods == {path: [method] for path, (method, _) in expected.items()}
     for path, (method, operation_id) in expected.items():
         assert doc["paths"][path][method]["operationId"] == operation_id
 
     submit = doc["paths"][f"/{eid}"]["post"]
     assert submit["requestBody"]["required"] is True
-    assert set(submit["responses"]) == {"200", "422"}
+    assert set(submit["responses"]) == {"200", "401", "422"}
     assert schema_name(submit["responses"]["200"]["content"]["application/json"]["schema"]) == "QueueStatus"
     assert schema_name(submit["responses"]["422"]["content"]["application/json"]["schema"]) == "HTTPValidationError"
 
@@ -371,34 +402,45 @@ def test_queue_paths_and_operations(name: str) -> None:
         assert params["request_id"]["schema"] == {"type": "string"}
         assert params["logs"]["in"] == "query"
         assert params["logs"]["required"] is False
-        assert params["logs"]["schema"] == {"type": "number"}
+        # fal_client sends logs=true/false, @fal-ai/client logs=1/0; an empty value reads as 0.
+        assert params["logs"]["schema"] == {"anyOf": [{"type": "integer", "enum": [0, 1]}, {"type": "boolean"}]}
+        assert params["logs"]["allowEmptyValue"] is True
         assert params["logs"]["description"] == "Whether to include logs (`1`) in the response or not (`0`)."
-        assert schema_name(operation["responses"]["404"]["content"]["application/json"]["schema"]) == "ErrorDetail"
+        not_found = operation["responses"]["404"]["content"]["application/json"]["schema"]
+        assert schema_name(not_found) == "RequestNotFound"
+        assert schema_name(operation["responses"]["422"]["content"]["application/json"]["schema"]) == (
+            "HTTPValidationError"
+        )
 
     status = doc["paths"][f"{base}/status"]["get"]["responses"]
-    assert set(status) == {"200", "202", "404"}
+    assert set(status) == {"200", "202", "401", "404", "422"}
     assert status["200"]["description"] == "The request is completed"
     assert status["202"]["description"] == "The request is queued or in progress"
     for code in ("200", "202"):
         assert schema_name(status[code]["content"]["application/json"]["schema"]) == "QueueStatus"
 
     stream = doc["paths"][f"{base}/status/stream"]["get"]["responses"]
-    assert set(stream) == {"200", "404"}
-    assert schema_name(stream["200"]["content"]["text/event-stream"]["schema"]) == "QueueStatus"
+    assert set(stream) == {"200", "401", "404", "422"}
+    assert schema_name(stream["200"]["content"]["text/event-stream"]["schema"]) == "QueueStatusEvent"
 
     cancel = doc["paths"][f"{base}/cancel"]["put"]["responses"]
+    assert set(cancel) == {"202", "400", "401", "404"}
     assert {
-        code: response["content"]["application/json"]["example"]["status"] for code, response in cancel.items()
+        code: response["content"]["application/json"]["example"]["status"]
+        for code, response in cancel.items()
+        if code != "401"
     } == {
         "202": "CANCELLATION_REQUESTED",
         "400": "ALREADY_COMPLETED",
         "404": "NOT_FOUND",
     }
-    for response in cancel.values():
-        assert schema_name(response["content"]["application/json"]["schema"]) == "CancelStatus"
+    for code, response in cancel.items():
+        if code != "401":
+            assert schema_name(response["content"]["application/json"]["schema"]) == "CancelStatus"
 
     result = doc["paths"][base]["get"]["responses"]
-    assert {"200", "400"} <= set(result)
+    assert set(result) == {"200", "400", "401", "404", "default"}
+    assert schema_name(result["default"]["content"]["application/json"]["schema"]) == "StoredError"
     output_name = schema_name(result["200"]["content"]["application/json"]["schema"])
     assert output_name == input_schema_name(doc).removesuffix("Input") + "Output"
     assert schema_name(result["400"]["content"]["application/json"]["schema"]) == "ErrorDetail"
@@ -573,3 +615,54 @@ def test_catalogue_endpoints_follow_the_catalogue(eid: str) -> None:
             properties["image_url"]["description"]
             == SEED_DESCRIPTIONS["fal-ai/veo3.1/fast/image-to-video"]["image_url"]
         )
+
+
+@documents
+def test_submit_links_to_status_stream_result_and_cancel_by_request_id(name: str) -> None:
+    doc = DOCUMENTS[name]
+    eid = endpoint_id(doc)
+    links = doc["paths"][f"/{eid}"]["post"]["responses"]["200"]["links"]
+    assert {link["operationId"]: link["parameters"] for link in links.values()} == {
+        operation: {"request_id": "$response.body#/request_id"} for operation in QUEUE_OPERATIONS[1:]
+    }
+    result_links = doc["paths"][f"/{eid}/requests/{{request_id}}"]["get"]["responses"]["200"]["links"]
+    assert [(link["operationId"], link["parameters"]) for link in result_links.values()] == [
+        ("downloadFile", {"file_name": "$response.body#/video/file_name"})
+    ]
+
+
+@documents
+def test_every_queue_answer_declares_x_fal_request_id(name: str) -> None:
+    doc = DOCUMENTS[name]
+    for _, _, operation in iter_operations(doc):
+        if operation["operationId"] not in QUEUE_OPERATIONS:
+            continue
+        for code, response in operation["responses"].items():
+            header = resolve(doc, resolve(doc, response)["headers"]["x-fal-request-id"])
+            assert (header["required"], header["schema"]) == (True, {"type": "string"}), (
+                operation["operationId"],
+                code,
+            )
+        assert "401" in operation["responses"], operation["operationId"]
+
+
+@documents
+def test_status_stream_events_carry_a_queue_status(name: str) -> None:
+    event = DOCUMENTS[name]["components"]["schemas"]["QueueStatusEvent"]
+    assert event["required"] == ["data"]
+    data = event["properties"]["data"]
+    assert (data["type"], data["contentMediaType"]) == ("string", "application/json")
+    assert schema_name(data["contentSchema"]) == "QueueStatus"
+
+
+@documents
+def test_media_is_declared_as_video_mp4_on_the_emulators_media_host(name: str) -> None:
+    item = DOCUMENTS[name]["paths"]["/files/{file_name}"]
+    assert item["x-emulator-only"] is True
+    operation = item["get"]
+    assert operation["security"] == []
+    assert set(operation["responses"]) == {"200", "206", "304", "404", "416"}
+    for code in ("200", "206"):
+        assert operation["responses"][code]["content"] == {
+            "video/mp4": {"schema": {"type": "string", "format": "binary"}}
+        }

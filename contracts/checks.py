@@ -1,0 +1,171 @@
+"""fal's rules as Schemathesis checks, run on every answer of every phase (examples, coverage, fuzzing,
+stateful) next to Schemathesis' own checks.
+
+Importing this module registers them (`@schemathesis.check` is process-wide); each one only looks at
+operations of a fal queue document (one with `info.x-fal-metadata`), so other schemas in the same process
+are left alone. A check's name is the rule it reports (`contracts.rules.RULES`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import requests
+import schemathesis
+from schemathesis import CheckContext, Response
+from schemathesis.generation.case import Case
+
+from contracts import rules
+from contracts.sse import parse_events
+
+API_OPERATIONS = frozenset({"submit", "status", "streamStatus", "cancel", "result"})
+NOT_JSON = object()
+
+
+def fal_operation(case: Case[Any]) -> str | None:
+    """The operationId of `case` when it belongs to a fal queue document, else None.
+
+    A case sent with another method than its operation's (the coverage phase's unexpected methods) is not
+    an answer of that operation, so it is None too.
+    """
+    if case.method.upper() != case.operation.method.upper():
+        return None
+    raw_schema = case.operation.schema.raw_schema
+    if not isinstance(raw_schema, dict) or "x-fal-metadata" not in raw_schema.get("info", {}):
+        return None
+    operation_id = case.operation.definition.raw.get("operationId")
+    return operation_id if isinstance(operation_id, str) else None
+
+
+def _json(response: Response) -> Any:
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        return NOT_JSON
+
+
+def _fail(message: str | None) -> None:
+    if message:
+        raise AssertionError(message)
+
+
+def _logs_requested(case: Case[Any]) -> bool | None:
+    return rules.logs_flag((case.query or {}).get("logs"))
+
+
+@schemathesis.check
+def x_fal_request_id(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
+    """Every answer of the queue API carries `x-fal-request-id`."""
+    if fal_operation(case) in API_OPERATIONS:
+        _fail(rules.request_id_header(response.headers))
+    return None
+
+
+@schemathesis.check
+def fal_error_shape(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
+    """A 4xx answer of the queue API is in fal's error shape."""
+    if fal_operation(case) in API_OPERATIONS and 400 <= response.status_code < 500:
+        _fail(rules.error_shape(response.status_code, _json(response)))
+    return None
+
+
+@schemathesis.check
+def status_code_by_state(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
+    """202 while running and 200 when COMPLETED (status); result and cancel codes agree with their bodies."""
+    operation = fal_operation(case)
+    code = response.status_code
+    if operation == "status" and 200 <= code < 300:
+        _fail(rules.status_code_by_state(code, _json(response)))
+    elif operation == "result" and code in {200, 400}:
+        _fail(rules.result_code(code, _json(response)))
+    elif operation == "cancel" and code in {200, 202, 400, 404}:
+        _fail(rules.cancel_code(code, _json(response)))
+    return None
+
+
+def _status_objects(operation: str | None, response: Response) -> list[Any]:
+    """The status objects an answer carries: the body (submit, status) or each stream event."""
+    if operation in {"submit", "status"} and 200 <= response.status_code < 300:
+        return [_json(response)]
+    if operation == "streamStatus" and response.status_code == 200:
+        events = []
+        for data in parse_events(response.content):
+            try:
+                events.append(json.loads(data))
+            except ValueError:
+                events.append(NOT_JSON)
+        return events
+    return []
+
+
+@schemathesis.check
+def queue_position_only_in_queue(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
+    """queue_position while IN_QUEUE, and only then."""
+    for body in _status_objects(fal_operation(case), response):
+        _fail(rules.queue_position(body))
+    return None
+
+
+@schemathesis.check
+def logs_key(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
+    """The `logs` key: absent or null while queued, present once running; a list only when asked for."""
+    operation = fal_operation(case)
+    for body in _status_objects(operation, response):
+        _fail(rules.logs_key(body, logs_requested=_logs_requested(case), submitted=operation == "submit"))
+    return None
+
+
+@schemathesis.check
+def sse_ends_at_completed(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
+    """A status stream that the server closed (not cut short by the kit) ended with a COMPLETED event."""
+    if fal_operation(case) != "streamStatus" or response.status_code != 200 or response.stream_cut_short:
+        return None
+    events = _status_objects("streamStatus", response)
+    statuses = [body.get("status") if isinstance(body, dict) else None for body in events]
+    if not statuses or statuses[-1] != "COMPLETED":
+        raise AssertionError(f"the stream closed without a COMPLETED event (events: {statuses})")
+    ranks = [rules.RANK.get(str(status), -1) for status in statuses]
+    if ranks != sorted(ranks):
+        raise AssertionError(f"the stream's statuses went backwards: {statuses}")
+    return None
+
+
+@schemathesis.check
+class file_size_matches:
+    """A completed result's `video.file_size` equals the bytes served at `video.url` (downloaded once per url)."""
+
+    def __init__(self) -> None:
+        self._served: dict[str, int] = {}
+
+    def after_response(self, ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
+        if fal_operation(case) != "result" or response.status_code != 200:
+            return None
+        body = _json(response)
+        video = body.get("video") if isinstance(body, dict) else None
+        if not isinstance(video, dict) or not isinstance(video.get("url"), str):
+            return None
+        url, declared = video["url"], video.get("file_size")
+        if url not in self._served:
+            verify = case.operation.schema.config.tls_verify_for(operation=case.operation)
+            try:
+                served = requests.get(url, verify=True if verify is None else verify, timeout=60)
+            except requests.RequestException as exc:
+                raise AssertionError(f"GET {url} (video.url) failed: {exc}") from None
+            if served.status_code != 200:
+                raise AssertionError(f"GET {url} answered {served.status_code}, not the video")
+            self._served[url] = len(served.content)
+        if declared != self._served[url]:
+            raise AssertionError(f"video.file_size is {declared!r} but {url} serves {self._served[url]} bytes")
+        return None
+
+
+FAL_CHECKS = (
+    "x_fal_request_id",
+    "fal_error_shape",
+    "status_code_by_state",
+    "queue_position_only_in_queue",
+    "logs_key",
+    "sse_ends_at_completed",
+    "file_size_matches",
+)
