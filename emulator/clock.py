@@ -12,10 +12,14 @@ Times are POSIX seconds (float).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Protocol
+
+LATEST = 253_402_300_000.0  # POSIX seconds late in the year 9999: timestamps must stay printable
+MAX_SCALE = 1e6
 
 
 class Clock(Protocol):
@@ -35,8 +39,8 @@ class VirtualClock:
         frozen: bool = False,
         real: Callable[[], float] = time.monotonic,
     ) -> None:
-        if scale <= 0:
-            raise ValueError(f"clock scale must be > 0, got {scale}")
+        if not 0 < scale <= MAX_SCALE:
+            raise ValueError(f"clock scale must be > 0 and <= {MAX_SCALE:g}, got {scale}")
         self._real = real
         self._anchor_real = real()
         self._anchor = time.time() if start is None else start
@@ -61,9 +65,14 @@ class VirtualClock:
         return self._frozen
 
     def advance(self, seconds: float) -> float:
-        """Move time forward by `seconds` (>= 0); returns the new time. Raises ValueError if negative."""
-        if seconds < 0:
-            raise ValueError(f"time only moves forward; cannot advance by {seconds}")
+        """Move time forward by `seconds` (>= 0); returns the new time.
+
+        Raises ValueError for a negative or non-finite step, or one that passes the year 9999.
+        """
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"time only moves forward by a finite amount; cannot advance by {seconds}")
+        if self.now() + seconds > LATEST:
+            raise ValueError(f"advancing by {seconds} s would pass the year 9999")
         self._rebase()
         self._anchor += seconds
         return self._anchor
@@ -73,13 +82,14 @@ class VirtualClock:
         self._frozen = True
 
     def unfreeze(self) -> None:
-        self._anchor_real = self._real()
-        self._frozen = False
+        if self._frozen:  # a running clock keeps the time it reached
+            self._anchor_real = self._real()
+            self._frozen = False
 
     def set_scale(self, scale: float) -> None:
-        """Virtual seconds per real second from now on. Raises ValueError unless scale > 0."""
-        if scale <= 0:
-            raise ValueError(f"clock scale must be > 0, got {scale}")
+        """Virtual seconds per real second from now on. Raises ValueError unless 0 < scale <= 1e6."""
+        if not 0 < scale <= MAX_SCALE:
+            raise ValueError(f"clock scale must be > 0 and <= {MAX_SCALE:g}, got {scale}")
         self._rebase()
         self._scale = scale
 

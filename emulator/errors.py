@@ -8,6 +8,7 @@
      ├── RequestNotFound        404 {"status": "NOT_FOUND", "detail": "..."} (unknown request id)
      └── ResultNotReady         400 {"detail": "Request is still in progress"}
     GatewayError                an nginx-style 502/503/504 page with no `x-fal-request-id` (not fal's app)
+    ConnectionDrop              no answer at all: the connection closes mid-answer
 
 Domain code raises; the HTTP layer renders `status_code`, `body` and `headers` in one place.
 Sources: https://fal.ai/docs/documentation/model-apis/errors.md (model errors),
@@ -145,3 +146,7 @@ class GatewayError(Exception):
         super().__init__(f"gateway error {status_code}")
         self.status_code = status_code
         self.html = html
+
+
+class ConnectionDrop(Exception):
+    """The connection is to be closed before a complete answer (the `drop` scenario)."""

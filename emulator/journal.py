@@ -7,14 +7,27 @@ webhook entries also carry `url`, `attempt` and `error`. Bounded: the oldest ent
 
 from __future__ import annotations
 
+import urllib.parse
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from emulator.clock import Clock, isoformat
 
-SECRET_HEADERS = {"authorization", "x-fal-emulator-token", "cookie", "x-fal-webhook-signature"}
+SECRET_HEADERS = {
+    "authorization", "proxy-authorization", "x-fal-emulator-token", "x-fal-cdn-token", "x-api-key", "cookie",
+    "x-fal-webhook-signature",
+}  # fmt: skip
 MAX_ENTRIES = 10_000
+
+
+def redact_url(url: str) -> str:
+    """A URL without the password of its user-info part: `https://u:p@h/x` -> `https://u:***@h/x`."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def redact(headers: Iterable[tuple[str, str]]) -> dict[str, str]:

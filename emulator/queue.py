@@ -239,8 +239,8 @@ def transactional(method: Method) -> Method:
     return wrapper  # type: ignore[return-value]
 
 
-def _log(message: str, at: float) -> JSON:
-    return {"message": message, "level": "INFO", "source": "USER", "timestamp": isoformat(at)}
+def _log(message: str, at: float, *, level: str = "INFO") -> JSON:
+    return {"message": message, "level": level, "source": "USER", "timestamp": isoformat(at)}
 
 
 class Queue:
@@ -438,9 +438,13 @@ class Queue:
         elif request.status is Status.COMPLETED:
             request.completed_at = at
             if previous is Status.IN_PROGRESS:
-                if event == "finish":
+                if event == "finish" and request.outcome.ok:
                     self._reveal_logs(request, at, everything=True)
-                request.logs.append(_log("Request completed." if event == "finish" else "Request cancelled.", at))
+                    request.logs.append(_log("Request completed.", at))
+                elif event == "finish":
+                    request.logs.append(_log(f"Request failed: {request.outcome.error}", at, level="ERROR"))
+                else:
+                    request.logs.append(_log("Request cancelled.", at))
         if save:
             self.store.save(request)
 

@@ -57,11 +57,12 @@ class Latency:
     b: float = 0.0
 
     def sample(self, rng: random.Random) -> float:
+        """A delay in seconds, at most MAX_LATENCY."""
         if self.kind == "fixed":
             return self.a
         if self.kind == "uniform":
             return rng.uniform(self.a, self.b)
-        return rng.lognormvariate(self.a, self.b)
+        return min(rng.lognormvariate(self.a, self.b), MAX_LATENCY)
 
 
 @dataclass(frozen=True)
@@ -112,10 +113,16 @@ def _number(text: str, token: str) -> float:
     return value
 
 
+MAX_LATENCY = 120.0  # seconds
+
+
 def _latency(token: str, arg: str) -> Latency:
     kind, _, params = arg.partition(":")
     if not params:
-        return Latency("fixed", _number(kind, token))
+        seconds = _number(kind, token)
+        if seconds > MAX_LATENCY:
+            raise ScenarioError(f"scenario token {token!r}: at most {MAX_LATENCY:g} seconds")
+        return Latency("fixed", seconds)
     parts = params.split(",")
     if kind not in ("uniform", "lognormal") or len(parts) != 2:
         raise ScenarioError(
@@ -126,7 +133,10 @@ def _latency(token: str, arg: str) -> Latency:
             return Latency("lognormal", float(parts[0]), _number(parts[1], token))
         except ValueError:
             raise ScenarioError(f"scenario token {token!r}: {parts[0]!r} is not a number") from None
-    return Latency("uniform", _number(parts[0], token), _number(parts[1], token))
+    low, high = _number(parts[0], token), _number(parts[1], token)
+    if low > high or high > MAX_LATENCY:
+        raise ScenarioError(f"scenario token {token!r}: need A <= B <= {MAX_LATENCY:g} seconds")
+    return Latency("uniform", low, high)
 
 
 def _tokens(text: str) -> list[str]:
@@ -151,10 +161,13 @@ def parse_scenario(text: str) -> Scenario:
         name, _, arg = token.partition(":")
         if not token or token == "ok":
             continue
-        if token in FAILURES:
-            failure = FAILURES[token]
-        elif token in REJECTIONS:
-            rejection = token
+        if token in FAILURES or token in REJECTIONS:
+            if failure is not None or rejection is not None:
+                raise ScenarioError(f"scenario {text!r} names two outcomes; give one error or rejection")
+            if token in FAILURES:
+                failure = FAILURES[token]
+            else:
+                rejection = token
         elif token in ("drop", "truncate", "slow"):
             faults.add(token)  # type: ignore[arg-type]
         elif name == "latency" and arg:

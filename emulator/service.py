@@ -14,7 +14,7 @@ from typing import Any
 
 from emulator.catalog import Catalog, Endpoint, app_id_of
 from emulator.clock import VirtualClock
-from emulator.errors import GatewayError, NotFound, RequestError, RequestNotFound
+from emulator.errors import ConnectionDrop, GatewayError, NotFound, RequestError, RequestNotFound
 from emulator.failures import FAILURES
 from emulator.ids import IdSource
 from emulator.inputs import check_input_images
@@ -73,6 +73,14 @@ def make_store(settings: Settings) -> Store:
 
         return SqliteStore(settings.state_dir / "emulator.sqlite3")
     return MemoryStore()
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A submitted request as submitted, and the seconds its answer waits (a scripted `latency:…`)."""
+
+    view: StatusView
+    delay: float = 0.0
 
 
 class Emulator:
@@ -158,12 +166,12 @@ class Emulator:
             output["video"]["url"] += "?fault=" + ",".join(faults)
         return Outcome.success(output), spec
 
-    def submit(self, endpoint_id: str, body: bytes, base_url: str, options: SubmitOptions | None = None) -> StatusView:
-        """Validate and enqueue a request.
+    def submit(self, endpoint_id: str, body: bytes, base_url: str, options: SubmitOptions | None = None) -> Submission:
+        """Validate and enqueue a request; returns its submit-time state and how long to delay the answer.
 
         Raises NotFound (unknown endpoint), ModelError (422 bad input), ScenarioError (bad scenario),
-        FalError (a scenario's 401/403/429, or 429 when `max_queue_length` requests already wait) and
-        GatewayError (an ingress scenario).
+        FalError (a scenario's 401/403/429, or 429 when `max_queue_length` requests already wait),
+        GatewayError (an ingress scenario) and ConnectionDrop (a `drop` scenario: nothing is enqueued).
         """
         options = options or SubmitOptions()
         endpoint = self.endpoint(endpoint_id)
@@ -172,6 +180,12 @@ class Emulator:
         if scenario.plain and self.settings.prompt_scenarios and isinstance(arguments, dict):
             tokens = scenario_in_prompt(arguments.get("prompt"))
             scenario = parse_scenario(tokens) if tokens else scenario
+        delay = 0.0
+        if not options.scenario:  # the header's latency and drop are applied by the HTTP layer, to any route
+            if "drop" in scenario.faults:
+                raise ConnectionDrop()
+            if scenario.latency is not None:
+                delay = scenario.latency.sample(self.random)
         if scenario.rejection in INGRESS:
             code = INGRESS[scenario.rejection]
             raise GatewayError(code, INGRESS_BODY.format(code=f"{code} Bad Gateway" if code == 502 else code))
@@ -183,7 +197,7 @@ class Emulator:
         image = check_input_images(arguments, self.uploads.read_url)
         base = self.settings.public_url or base_url
         outcome, spec = self._outcome(endpoint, arguments, image, base, scenario)
-        return self.queue.submit(
+        view = self.queue.submit(
             endpoint.endpoint_id,
             endpoint.app_id,
             arguments,
@@ -194,6 +208,7 @@ class Emulator:
             start_timeout=options.start_timeout,
             webhook_url=options.webhook_url,
         )
+        return Submission(view, delay)
 
     def requests(self) -> list[Any]:
         """Every request the store holds, oldest first."""

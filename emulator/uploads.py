@@ -9,8 +9,10 @@ An uploaded file is served at `/files/uploads/{id}/{name}` and can be used as an
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
+import shutil
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +41,12 @@ def safe_file_name(name: str | None) -> str:
     return cleaned or "upload.bin"
 
 
+META = ".upload.json"  # beside each uploaded file: its name and content type, so uploads outlive the process
+
+
 class Uploads:
-    """Pending and finished uploads. Bytes live on disk; `reset()` forgets the index, not the files."""
+    """Pending and finished uploads, on disk under `folder/{id}/` (so they survive restarts and are shared
+    by processes using the same state dir); `reset()` deletes them."""
 
     def __init__(self, folder: Path, ids: IdSource) -> None:
         self.folder = folder
@@ -53,6 +59,7 @@ class Uploads:
         self._uploads.clear()
         self._written.clear()
         self.tokens.clear()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def new_token(self) -> str:
         token = secrets.token_urlsafe(24)
@@ -77,14 +84,28 @@ class Uploads:
             self._uploads[upload_id] = upload
         upload.path.parent.mkdir(parents=True, exist_ok=True)
         upload.path.write_bytes(data)
+        meta = {"file_name": upload.file_name, "content_type": upload.content_type}
+        (upload.path.parent / META).write_text(json.dumps(meta))
         self._written.add(upload_id)
         return upload
 
     def get(self, upload_id: str, file_name: str) -> Upload | None:
-        """A finished upload by its URL parts."""
+        """A finished upload by its URL parts (written by this process, or found on disk)."""
         upload = self._uploads.get(upload_id)
-        ready = upload is not None and upload_id in self._written and upload.file_name == file_name
-        return upload if ready else None
+        if upload is not None and upload_id in self._written:
+            return upload if upload.file_name == file_name else None
+        return self._from_disk(upload_id, file_name)
+
+    def _from_disk(self, upload_id: str, file_name: str) -> Upload | None:
+        if not upload_id.isalnum():
+            return None
+        try:
+            meta = json.loads((self.folder / upload_id / META).read_text())
+        except (OSError, ValueError):
+            return None
+        if meta.get("file_name") != file_name:
+            return None
+        return Upload(upload_id, file_name, str(meta.get("content_type")), self.folder / upload_id / file_name)
 
     def read_url(self, url: str) -> tuple[str, bytes] | None:
         """(content type, bytes) of an uploaded file named by a URL of this emulator (any host); else None."""

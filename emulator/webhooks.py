@@ -33,6 +33,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from emulator.journal import redact_url
 from emulator.queue import Outcome, Status
 from emulator.service import Emulator
 
@@ -147,7 +148,8 @@ class Webhooks:
         assert request is not None and request.completed_at is not None
         body = json.dumps(payload(pending.request_id, request.outcome)).encode()
         pending.attempts += 1
-        record: dict[str, Any] = {"request_id": pending.request_id, "url": pending.url, "attempt": pending.attempts}
+        record: dict[str, Any] = {"request_id": pending.request_id, "url": redact_url(pending.url),
+                                  "attempt": pending.attempts}  # fmt: skip
         retry = False
         if not allowed(pending.url, self.emulator.settings.webhook_allow):
             record.update(status=None, error="target not allowed (loopback only; see the webhook_allow setting)")

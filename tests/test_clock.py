@@ -67,3 +67,17 @@ def test_time_never_moves_backwards() -> None:
 
 def test_isoformat_is_fal_log_timestamp_form() -> None:
     assert isoformat(1771324201.123) == "2026-02-17T10:30:01.123Z"
+
+
+def test_unfreezing_a_running_clock_keeps_its_time() -> None:
+    real = FakeReal()
+    clock = VirtualClock(start=1000.0, real=real)
+    real.t += 5.0
+    clock.unfreeze()
+    assert clock.now() == pytest.approx(1005.0)
+
+
+@pytest.mark.parametrize("seconds", [float("inf"), float("nan"), 1e20])
+def test_time_cannot_jump_out_of_printable_range(seconds: float) -> None:
+    with pytest.raises(ValueError):
+        VirtualClock().advance(seconds)

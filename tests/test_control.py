@@ -146,3 +146,29 @@ def test_reset_puts_back_the_default_policy_and_the_clock(make_client: ClientFac
     assert client.get("/_emulator/policy").json() == {"default": "timed:1,2", "endpoints": {}}
     clock = client.get("/_emulator/clock").json()
     assert (clock["frozen"], clock["scale"]) == (False, 1.0)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"advance": 1e20}, {"scale": 1e308}, {"freeze": "yes"}, {"advance": "NaN"}],
+)
+def test_out_of_range_clock_changes_are_400_and_leave_the_emulator_working(
+    client: TestClient, payload: dict[str, Any]
+) -> None:
+    assert client.post("/_emulator/clock", json=payload).status_code == 400
+    assert client.get("/_emulator/clock").status_code == 200
+    submit(client)
+
+
+def test_non_finite_json_in_control_bodies_is_400(client: TestClient) -> None:
+    response = client.post("/_emulator/clock", content=b'{"advance": 1e309}')
+    assert response.status_code == 400
+    assert client.post("/_emulator/seed", json={"seed": -1}).status_code == 400
+
+
+def test_the_journal_redacts_every_credential_header(client: TestClient) -> None:
+    headers = {**KEY, "Proxy-Authorization": "Basic c2VjcmV0", "X-Api-Key": "k", "x-fal-cdn-token": "t"}
+    client.post(f"/{ENDPOINT}", json=BODY, headers=headers)
+    [entry] = client.get("/_emulator/journal", params={"method": "POST"}).json()
+    shown = entry["headers"]
+    assert (shown["proxy-authorization"], shown["x-api-key"], shown["x-fal-cdn-token"]) == ("Basic ***", "***", "***")

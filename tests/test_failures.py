@@ -174,3 +174,23 @@ def test_scenarios_combine_tokens() -> None:
     assert scenario.failure is FAILURES["runner_disconnected"]
     assert scenario.policy is not None and scenario.policy.kind == "timed"
     assert scenario.latency is not None and scenario.faults == {"truncate"}
+
+
+def test_a_failed_run_logs_the_failure_not_a_completion(make_client: ClientFactory) -> None:
+    client = make_client(policy="polls:1")
+    submitted = submit(client, "generation_timeout").json()
+    for _ in range(3):
+        client.get(submitted["status_url"], headers=KEY)
+    logs = client.get(submitted["status_url"], headers=KEY, params={"logs": "1"}).json()["logs"]
+    assert logs[-1]["level"] == "ERROR" and logs[-1]["message"] == "Request failed: Generation timed out"
+    assert all(log["message"] != "Request completed." for log in logs)
+
+
+@pytest.mark.parametrize("scenario", ["unauthorized,rate_limited", "no_media_generated,image_load_error"])
+def test_a_scenario_with_two_outcomes_is_400(client: TestClient, scenario: str) -> None:
+    assert submit(client, scenario).status_code == 400
+
+
+@pytest.mark.parametrize("scenario", ["latency:1e9", "latency:uniform:2,1", "latency:lognormal:0,-1"])
+def test_latency_must_be_bounded_and_ordered(client: TestClient, scenario: str) -> None:
+    assert submit(client, scenario).status_code == 400

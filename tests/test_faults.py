@@ -51,7 +51,7 @@ def test_latency_delays_the_answer_at_least_that_long(http: httpx.Client) -> Non
 
 
 def test_drop_closes_the_connection_before_a_complete_answer(http: httpx.Client) -> None:
-    with pytest.raises(httpx.RemoteProtocolError):
+    with pytest.raises(httpx.TransportError):
         submit(http, "drop")
     assert http.get("/_emulator/health").status_code == 200  # the server itself is fine
 
@@ -59,7 +59,7 @@ def test_drop_closes_the_connection_before_a_complete_answer(http: httpx.Client)
 def test_a_truncated_video_stops_half_way_through_its_content_length(http: httpx.Client) -> None:
     url = http.get(submit(http, "truncate").json()["response_url"]).json()["video"]["url"]
     assert url.endswith("?fault=truncate")
-    with pytest.raises(httpx.RemoteProtocolError):
+    with pytest.raises(httpx.TransportError):
         http.get(url)
 
 
@@ -71,5 +71,16 @@ def test_a_slow_video_arrives_whole(http: httpx.Client) -> None:
 
 def test_faults_from_the_scenario_header_apply_to_any_route(http: httpx.Client) -> None:
     request_id = submit(http, "ok").json()["request_id"]
-    with pytest.raises(httpx.RemoteProtocolError):
+    with pytest.raises(httpx.TransportError):
         http.get(f"/fal-ai/veo3/requests/{request_id}/status", headers={"X-Fal-Emulator-Scenario": "drop"})
+
+
+def test_scripted_drop_and_latency_apply_to_the_submit_they_meet(http: httpx.Client) -> None:
+    http.post("/_emulator/outcomes", json={"endpoint_id": ENDPOINT, "outcomes": ["drop", "latency:0.3", "ok"]})
+    with pytest.raises(httpx.TransportError):
+        http.post(f"/{ENDPOINT}", json=BODY)
+    start = time.monotonic()
+    assert http.post(f"/{ENDPOINT}", json=BODY).status_code == 200
+    assert time.monotonic() - start >= 0.3
+    assert http.get("/_emulator/outcomes").json() == {ENDPOINT: 1}  # the "ok" is still to come
+    http.delete("/_emulator/outcomes")

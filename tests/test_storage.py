@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from PIL import Image
 from starlette.testclient import TestClient
@@ -73,3 +74,12 @@ def test_an_uploaded_file_that_is_not_an_image_is_image_load_error(client: TestC
     response = client.post("/fal-ai/veo3/image-to-video", json={"prompt": "p", "image_url": image_url}, headers=KEY)
     assert response.status_code == 422
     assert response.json()["detail"][0]["type"] == "image_load_error"
+
+
+def test_uploads_outlive_the_process_and_reset_deletes_them(make_client: ClientFactory, tmp_path: Path) -> None:
+    first = make_client(state_dir=tmp_path / "shared")
+    file_url = initiate_and_put(first, b"kept", "kept.txt", "text/plain")
+    second = make_client(state_dir=tmp_path / "shared")  # a new process on the same state dir
+    assert second.get(file_url).content == b"kept"
+    second.post("/_emulator/reset")
+    assert second.get(file_url).status_code == 404

@@ -14,11 +14,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
 
 from emulator.catalog import Catalog, load_catalog
-from emulator.errors import FalError, GatewayError
+from emulator.errors import ConnectionDrop, FalError, GatewayError
 from emulator.http import control_routes, media_routes, queue_routes, storage_routes
-from emulator.http.middleware import FaultMiddleware, JournalMiddleware, ProxyMiddleware, RequestIdMiddleware
+from emulator.http.middleware import FaultMiddleware, JournalMiddleware, ProxyMiddleware, RequestIdMiddleware, drop
 from emulator.http.rendering import NO_REQUEST_ID, emulator_of, fal_json, is_request_id
 from emulator.scenarios import ScenarioError
 from emulator.service import Emulator
@@ -63,6 +64,15 @@ async def fal_error(request: Request, exc: Exception) -> Response:
 async def scenario_error(request: Request, exc: Exception) -> Response:
     body = {"detail": str(exc), "error_type": "bad_request"}
     return fal_json(body, 400, _answer_id(request), {"X-Fal-Error-Type": "bad_request"})
+
+
+class DroppedResponse(Response):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await drop(send)
+
+
+async def connection_drop(request: Request, exc: Exception) -> Response:
+    return DroppedResponse()
 
 
 async def gateway_error(request: Request, exc: Exception) -> Response:
@@ -121,6 +131,7 @@ def create_app(settings: Settings | None = None, *, catalog: Catalog | None = No
             FalError: fal_error,
             ScenarioError: scenario_error,
             GatewayError: gateway_error,
+            ConnectionDrop: connection_drop,
             HTTPException: http_error,
             Exception: server_error,
         },

@@ -27,6 +27,7 @@ Bodies are JSON. Beyond loopback every call needs `X-Fal-Emulator-Token: <contro
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any
 
@@ -71,9 +72,16 @@ def number(payload: dict[str, Any], name: str) -> float | None:
     value = payload.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise bad_request(f"'{name}' must be a number")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise bad_request(f"'{name}' must be a finite number")
     return float(value)
+
+
+def flag(payload: dict[str, Any], name: str) -> bool | None:
+    value = payload.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise bad_request(f"'{name}' must be true or false")
+    return value
 
 
 def policy_of(payload: dict[str, Any]) -> Policy:
@@ -113,8 +121,8 @@ async def reset(request: Request) -> Response:
 async def seed(request: Request) -> Response:
     authorize(request)
     value = (await body(request)).get("seed")
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise bad_request("'seed' must be an integer")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise bad_request("'seed' must be a whole number >= 0")
     emulator_of(request).reseed(value)
     return JSONResponse({"seed": value})
 
@@ -127,9 +135,10 @@ async def clock(request: Request) -> Response:
         try:
             if (scale := number(payload, "scale")) is not None:
                 clock.set_scale(scale)
-            if payload.get("freeze") is True:
+            freeze = flag(payload, "freeze")
+            if freeze is True:
                 clock.freeze()
-            elif payload.get("freeze") is False:
+            elif freeze is False:
                 clock.unfreeze()
             if (seconds := number(payload, "advance")) is not None:
                 clock.advance(seconds)

@@ -107,10 +107,14 @@ class FaultMiddleware:
         if scenario.latency is not None:
             await asyncio.sleep(scenario.latency.sample(self.emulator.random))
         if "drop" in scenario.faults:
-            # Promise a body, send none and end: the server closes the connection mid-answer.
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1024")]})
+            await drop(send)
             return
         await self.app(scope, receive, send)
+
+
+async def drop(send: Send) -> None:
+    """Promise a body, send none and end: the server closes the connection mid-answer."""
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1024")]})
 
 
 class RequestIdMiddleware:

@@ -86,7 +86,9 @@ async def submit(request: Request) -> Response:
     authenticate(request)
     emulator = emulator_of(request)
     options = submit_options(request)
-    view = emulator.submit(request.path_params["endpoint_id"], await request.body(), base_url(request), options)
+    submission = emulator.submit(request.path_params["endpoint_id"], await request.body(), base_url(request), options)
+    view = submission.view
+    await asyncio.sleep(submission.delay)
     body = status_body(view, base_url(request), with_logs=False, submitted=True)
     if options.webhook_url:
         request.app.state.webhooks.watch(view.request_id, options.webhook_url)
@@ -151,7 +153,9 @@ async def run(request: Request) -> JSONResponse:
     authenticate(request)
     emulator = emulator_of(request)
     options = submit_options(request)
-    view = emulator.submit(request.path_params["endpoint_id"], await request.body(), base_url(request), options)
+    submission = emulator.submit(request.path_params["endpoint_id"], await request.body(), base_url(request), options)
+    view = submission.view
+    await asyncio.sleep(submission.delay)
     while emulator.queue.status(view.request_id).status is not Status.COMPLETED:
         if await request.is_disconnected():  # the caller gave up: fal.run's request ends with it
             emulator.queue.cancel(view.request_id)
