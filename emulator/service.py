@@ -7,6 +7,7 @@ calls one method here and renders what comes back.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import deque
 from dataclasses import dataclass
@@ -39,17 +40,21 @@ from emulator.video import FPS, ClipSpec, clip_for
 ANY_ENDPOINT = "*"
 
 
-def run_script(endpoint: Endpoint, spec: ClipSpec) -> list[tuple[float, str]]:
-    """The runner's log lines for one generation, as (fraction of the run, message)."""
+@functools.lru_cache(maxsize=4096)
+def run_script(app_id: str, spec: ClipSpec) -> tuple[tuple[float, str], ...]:
+    """The runner's log lines for one generation, as (fraction of the run, message).
+
+    Cached: every request for the same app and clip shares one tuple (memory per request).
+    """
     sound = " with audio" if spec.audio else ""
-    return [
-        (0.0, f"Loading {endpoint.app_id} model weights"),
+    return (
+        (0.0, f"Loading {app_id} model weights"),
         (0.1, "Preparing inputs"),
         (0.2, f"Generating {spec.width}x{spec.height} video, {spec.duration}s at {FPS} fps{sound}"),
         (0.5, "Generating video: 50%"),
         (0.8, "Generating video: 100%"),
         (0.9, "Encoding MP4 (H.264" + (", AAC" if spec.audio else "") + ")"),
-    ]
+    )
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,7 @@ class Emulator:
         self.outcomes: dict[str, deque[Scenario]] = {}  # endpoint id (or "*") -> scripted scenarios, FIFO
         self.policies: dict[str, Policy] = {}  # endpoint id -> progression policy
         self._validators = {endpoint.endpoint_id: InputValidator(endpoint.input_schema) for endpoint in catalog}
+        self._output_cache: dict[tuple[str, str], dict[str, Any]] = {}
 
     def reset(self, seed: int | None = None) -> None:
         """Forget every request, scripted outcome, policy override and journal entry; put back the default
@@ -160,11 +166,22 @@ class Emulator:
             clip = self.media.clip(spec)
         except LookupError as exc:
             return Outcome.failure(RequestError("internal_error", str(exc), 500)), spec
-        output = {"video": self.media.file_object(clip, base_url)}
         faults = sorted(scenario.faults & {"truncate", "slow"})
         if faults:
-            output["video"]["url"] += "?fault=" + ",".join(faults)
-        return Outcome.success(output), spec
+            video = dict(self.media.file_object(clip, base_url))
+            video["url"] += "?fault=" + ",".join(faults)
+            return Outcome.success({"video": video}), spec
+        return Outcome.success(self._outputs(clip.path.name, base_url)), spec
+
+    def _outputs(self, file_name: str, base_url: str) -> dict[str, Any]:
+        """The output for a clip served under `base_url`: one shared, never-mutated dict per pair."""
+        key = (file_name, base_url)
+        output = self._output_cache.get(key)
+        if output is None:
+            clip = self.media.by_name(file_name)
+            assert clip is not None
+            output = self._output_cache[key] = {"video": self.media.file_object(clip, base_url)}
+        return output
 
     def submit(self, endpoint_id: str, body: bytes, base_url: str, options: SubmitOptions | None = None) -> Submission:
         """Validate and enqueue a request; returns its submit-time state and how long to delay the answer.
@@ -204,7 +221,7 @@ class Emulator:
             outcome,
             policy=scenario.policy or self.policies.get(endpoint.endpoint_id),
             units=spec.duration,
-            script=run_script(endpoint, spec),
+            script=run_script(endpoint.app_id, spec),
             start_timeout=options.start_timeout,
             webhook_url=options.webhook_url,
         )
