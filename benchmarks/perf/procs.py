@@ -1,0 +1,238 @@
+"""The servers under test, each in its own process on 127.0.0.1 and a free port, stopped on exit.
+
+- `baseline`: `benchmarks/baseline_app.py`, a bare Starlette app on uvicorn (the practical limit);
+- `emulator`: `fal-emulator serve` through `emulator.testing.EmulatorProcess` (free ports, its ready line);
+- `prism`: `prism mock` of the same OpenAPI document, installed under `benchmarks/.prism` by npm.
+
+Every start is timed from just before the process is spawned to its ready line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from emulator.testing import EmulatorProcess
+
+BENCHMARKS = Path(__file__).resolve().parent.parent
+ROOT = BENCHMARKS.parent
+PRISM_VERSION = "5.16.0"
+PRISM_DIR = BENCHMARKS / ".prism"
+START_TIMEOUT = 60.0  # seconds a server may take to print its ready line
+
+
+def rss_kb(pid: int) -> int:
+    """Resident set size of process `pid` in KiB (`VmRSS` in /proc/<pid>/status); 0 when unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time process `pid` has used so far (/proc/<pid>/stat); 0.0 when unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Running:
+    """A started server: where it answers, its process id and how long it took to be ready."""
+
+    base_url: str
+    pid: int
+    ready_seconds: float
+
+
+class ServerProcess:
+    """A command whose output goes to a log file, ready once `parse_ready` finds (url, pid) in a line.
+
+    Runs in its own process group, so `stop()` (SIGTERM, then SIGKILL after 10 s) ends it and its children.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        log: Path,
+        parse_ready: Callable[[str], tuple[str, int | None] | None],
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.name, self.argv, self.log, self.parse_ready, self.env = name, argv, log, parse_ready, env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Running:
+        with self.log.open("wb") as out:
+            started = time.perf_counter()
+            self.process = subprocess.Popen(
+                self.argv, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT, start_new_session=True
+            )
+        deadline = started + START_TIMEOUT
+        seen = 0
+        while time.perf_counter() < deadline:
+            text = self.log.read_text(errors="replace")
+            lines = text.splitlines()
+            for line in lines[seen:]:
+                found = self.parse_ready(line)
+                if found is not None:
+                    url, pid = found
+                    return Running(url, pid or self.process.pid, time.perf_counter() - started)
+            seen = max(0, len(lines) - 1)  # the last line may still be growing
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.002)
+        self.stop()
+        raise RuntimeError(f"{self.name} was not ready within {START_TIMEOUT:.0f} s:\n{self.log.read_text()[-4000:]}")
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def baseline(log: Path) -> ServerProcess:
+    prefix = "baseline ready "
+
+    def ready(line: str) -> tuple[str, int | None] | None:
+        if not line.startswith(prefix):
+            return None
+        info = json.loads(line[len(prefix) :])
+        return f"http://127.0.0.1:{info['port']}", int(info["pid"])
+
+    return ServerProcess("baseline", [sys.executable, str(BENCHMARKS / "baseline_app.py")], log, ready)
+
+
+class Emulator:
+    """`fal-emulator serve --policy P [extra flags]` on free ports, with a fresh or given state dir."""
+
+    def __init__(self, state_dir: Path, *, policy: str = "instant", extra_args: tuple[str, ...] = ()) -> None:
+        self.process = EmulatorProcess(state_dir, policy=policy, extra_args=extra_args)
+        # EmulatorProcess runs `python -m emulator.cli serve`; run the `fal-emulator` script a user runs instead
+        # (the same code) when it sits next to this interpreter.
+        script = Path(sys.executable).with_name("fal-emulator")
+        if script.is_file() and self.process.args[1:4] == ["-m", "emulator.cli", "serve"]:
+            self.process.args[0:4] = [str(script), "serve"]
+
+    def start(self) -> Running:
+        watchdog = threading.Timer(START_TIMEOUT, self.process.stop)  # start() waits on a line that may not come
+        watchdog.start()
+        try:
+            started = time.perf_counter()
+            listening = self.process.start()
+            ready = time.perf_counter() - started
+        finally:
+            watchdog.cancel()
+        return Running(listening.http_url, listening.pid, ready)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def serve_help() -> str:
+    """`fal-emulator serve --help`, to see which flags this emulator has."""
+    done = subprocess.run(
+        [sys.executable, "-m", "emulator.cli", "serve", "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    return done.stdout
+
+
+def supports_store(help_text: str, store: str) -> bool:
+    """Does `serve --help` offer `--store` with `store` among its choices?"""
+    return re.search(r"--store\b", help_text) is not None and store in help_text
+
+
+# -- Prism ----------------------------------------------------------------------------------------
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def prism_binary(note: Callable[[str], None]) -> Path | None:
+    """`benchmarks/.prism/node_modules/.bin/prism` at PRISM_VERSION, installing it with npm when needed.
+
+    None (with a note) when node or npm is missing or the install fails.
+    """
+    binary = PRISM_DIR / "node_modules" / ".bin" / "prism"
+    manifest = PRISM_DIR / "node_modules" / "@stoplight" / "prism-cli" / "package.json"
+    try:
+        if binary.exists() and json.loads(manifest.read_text()).get("version") == PRISM_VERSION:
+            return binary
+    except (OSError, ValueError):
+        pass
+    npm, node = shutil.which("npm"), shutil.which("node")
+    if not npm or not node:
+        note("Prism skipped: node/npm not found (install Node.js to compare with Prism)")
+        return None
+    note(f"installing @stoplight/prism-cli@{PRISM_VERSION} into {PRISM_DIR.relative_to(ROOT)} (npm)")
+    command = [
+        npm, "install", "--prefix", str(PRISM_DIR), f"@stoplight/prism-cli@{PRISM_VERSION}", "--no-audit", "--no-fund",
+    ]  # fmt: skip
+    env = {**os.environ, "SCARF_ANALYTICS": "false"}
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, check=False)
+    except subprocess.TimeoutExpired:
+        note("Prism skipped: npm install timed out")
+        return None
+    if done.returncode != 0 or not binary.exists():
+        note(f"Prism skipped: npm install failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+        return None
+    return binary
+
+
+def prism(binary: Path, document: Path, log: Path) -> ServerProcess:
+    port = free_port()
+    pattern = re.compile(r"Prism is listening on (http://\S+)")
+
+    def ready(line: str) -> tuple[str, int | None] | None:
+        found = pattern.search(ANSI.sub("", line))
+        return (found.group(1).rstrip("/"), None) if found else None
+
+    env = {**os.environ, "SCARF_ANALYTICS": "false", "NO_COLOR": "1", "FORCE_COLOR": "0"}
+    argv = [str(binary), "mock", "-h", "127.0.0.1", "-p", str(port), str(document)]
+    return ServerProcess("prism", argv, log, ready, env=env)
