@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from emulator.errors import FalError, ModelError, RequestError, error_item
 from emulator.http.auth import authenticate
 from emulator.http.rendering import REQUEST_ID_HEADER, base_url, emulator_of, fal_json, status_body
-from emulator.queue import Status
+from emulator.queue import Status, StatusView
 from emulator.scenarios import HEADER as SCENARIO_HEADER
 from emulator.service import SubmitOptions
 
@@ -81,14 +81,19 @@ def submit_options(request: Request) -> SubmitOptions:
     )
 
 
+async def _enqueue(request: Request) -> tuple[StatusView, SubmitOptions]:
+    """Authenticate, validate and enqueue the request's body; waits out a scripted latency."""
+    authenticate(request)
+    options = submit_options(request)
+    body = await request.body()
+    submission = emulator_of(request).submit(request.path_params["endpoint_id"], body, base_url(request), options)
+    await asyncio.sleep(submission.delay)
+    return submission.view, options
+
+
 async def submit(request: Request) -> Response:
     _not_a_queue_path(request.path_params["endpoint_id"])
-    authenticate(request)
-    emulator = emulator_of(request)
-    options = submit_options(request)
-    submission = emulator.submit(request.path_params["endpoint_id"], await request.body(), base_url(request), options)
-    view = submission.view
-    await asyncio.sleep(submission.delay)
+    view, options = await _enqueue(request)
     body = status_body(view, base_url(request), with_logs=False, submitted=True)
     if options.webhook_url:
         request.app.state.webhooks.watch(view.request_id, options.webhook_url)
@@ -150,12 +155,8 @@ async def cancel(request: Request) -> Response:
 
 async def run(request: Request) -> JSONResponse:
     """Synchronous inference: the request goes through the queue, the answer waits for COMPLETED."""
-    authenticate(request)
+    view, _ = await _enqueue(request)
     emulator = emulator_of(request)
-    options = submit_options(request)
-    submission = emulator.submit(request.path_params["endpoint_id"], await request.body(), base_url(request), options)
-    view = submission.view
-    await asyncio.sleep(submission.delay)
     while emulator.queue.status(view.request_id).status is not Status.COMPLETED:
         if await request.is_disconnected():  # the caller gave up: fal.run's request ends with it
             emulator.queue.cancel(view.request_id)
