@@ -298,12 +298,12 @@ class Queue:
         return view
 
     @transactional
-    def status(self, request_id: str, *, poll: bool = True) -> StatusView:
+    def status(self, request_id: str, *, poll: bool = True, app_id: str | None = None) -> StatusView:
         """The request's state now. A `poll` counts towards a `polls:N` policy.
 
-        Raises RequestNotFound for an unknown id.
+        Raises RequestNotFound for an unknown id (or, given `app_id`, one submitted to another app).
         """
-        request = self._load(request_id)
+        request = self._load(request_id, app_id)
         now = self.clock.now()
         self._progress(request, now)
         view = self._view(request, now)
@@ -314,21 +314,23 @@ class Queue:
         return view
 
     @transactional
-    def result(self, request_id: str) -> Outcome:
+    def result(self, request_id: str, *, app_id: str | None = None) -> Outcome:
         """The stored outcome. Raises RequestNotFound, or ResultNotReady before COMPLETED."""
-        request = self._load(request_id)
+        request = self._load(request_id, app_id)
         self._progress(request, self.clock.now())
         if request.status is not Status.COMPLETED:
             raise ResultNotReady(request_id)
         return request.outcome
 
     @transactional
-    def cancel(self, request_id: str) -> Literal["CANCELLATION_REQUESTED", "ALREADY_COMPLETED"]:
+    def cancel(
+        self, request_id: str, *, app_id: str | None = None
+    ) -> Literal["CANCELLATION_REQUESTED", "ALREADY_COMPLETED"]:
         """Cancel a request. A queued one never runs; a running one stops. Both complete as cancelled.
 
         Raises RequestNotFound for an unknown id.
         """
-        request = self._load(request_id)
+        request = self._load(request_id, app_id)
         now = self.clock.now()
         self._progress(request, now)
         if request.status is Status.COMPLETED:
@@ -365,9 +367,10 @@ class Queue:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _load(self, request_id: str) -> Request:
+    def _load(self, request_id: str, app_id: str | None = None) -> Request:
+        """The request, read once. Raises RequestNotFound for an unknown id, or one of another app."""
         request = self.store.get(request_id)
-        if request is None:
+        if request is None or (app_id is not None and request.app_id != app_id):
             raise RequestNotFound(request_id)
         return request
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from emulator.catalog import Catalog, Endpoint, app_id_of
 from emulator.clock import VirtualClock
-from emulator.errors import ConnectionDrop, GatewayError, NotFound, RequestError, RequestNotFound
+from emulator.errors import ConnectionDrop, GatewayError, NotFound, RequestError
 from emulator.failures import FAILURES
 from emulator.ids import IdSource
 from emulator.inputs import check_input_images
@@ -231,23 +231,15 @@ class Emulator:
         """Every request the store holds, oldest first."""
         return self.store.all()
 
-    def _owned(self, app_path: str, request_id: str) -> None:
-        """Raises RequestNotFound unless `request_id` was submitted to the app `app_path` names."""
-        request = self.store.get(request_id)
-        if request is None or app_id_of(app_path.strip("/")) != request.app_id:
-            raise RequestNotFound(request_id)
-
     def status(self, app_path: str, request_id: str, *, poll: bool = True) -> StatusView:
-        self._owned(app_path, request_id)
-        return self.queue.status(request_id, poll=poll)
+        """The state of `request_id`, which must belong to the app `app_path` names. Raises RequestNotFound."""
+        return self.queue.status(request_id, poll=poll, app_id=app_id_of(app_path.strip("/")))
 
     def result(self, app_path: str, request_id: str) -> Outcome:
-        self._owned(app_path, request_id)
-        return self.queue.result(request_id)
+        return self.queue.result(request_id, app_id=app_id_of(app_path.strip("/")))
 
     def cancel(self, app_path: str, request_id: str) -> str:
-        self._owned(app_path, request_id)
-        return self.queue.cancel(request_id)
+        return self.queue.cancel(request_id, app_id=app_id_of(app_path.strip("/")))
 
     def fail_now(self, request_id: str, error_type: str) -> StatusView:
         """Complete a request now with fal error `error_type`. Raises KeyError for an unknown type."""

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from emulator.catalog import load_catalog
 from perf.load import percentile
 from perf.procs import cpu_seconds, rss_kb
 from perf.rawhttp import send_many
@@ -23,16 +24,8 @@ from perf.rawhttp import send_many
 ENDPOINT = "fal-ai/veo3/image-to-video"
 AUTH = {"Authorization": "Key fal-emulator-bench"}
 SCENARIO_HEADER = "X-Fal-Emulator-Scenario"
-# The first seed request of the README (fal-ai/veo3/image-to-video).
-SEED_BODY: dict[str, Any] = {
-    "prompt": 'A woman looks into the camera, breathes in, then exclaims energetically, "have you guys checked out '
-    "Veo3 Image-to-Video on Fal? It's incredible!\"",
-    "image_url": "https://storage.googleapis.com/falserverless/example_inputs/veo3-i2v-input.png",
-    "aspect_ratio": "auto",
-    "duration": "8s",
-    "generate_audio": True,
-    "resolution": "720p",
-}
+# The seed request of fal-ai/veo3/image-to-video, as its OpenAPI document gives it.
+SEED_BODY: dict[str, Any] = dict(load_catalog().get(ENDPOINT).example_input)  # type: ignore[union-attr]
 SEED_BYTES = json.dumps(SEED_BODY).encode()
 JSON_HEADERS = {**AUTH, "Content-Type": "application/json"}
 MAX_POLLS = 100  # status polls one lifecycle may make before it counts as an error
