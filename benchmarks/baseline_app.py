@@ -55,7 +55,7 @@ app = Starlette(routes=[Route("/status", status), Route("/files/{file_name}", fi
 
 
 def bind(port: int) -> socket.socket:
-    """A listening socket on 127.0.0.1:port, made as `emulator.server.bind` makes it (TCP_NODELAY)."""
+    """A listening socket on 127.0.0.1:port, made as `fal_emulator.server.bind` makes it (TCP_NODELAY)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from emulator.testing import EmulatorProcess
+from fal_emulator.testing import EmulatorProcess
 
 ARGUMENTS = {
     "prompt": "A woman looks into the camera, breathes in, then exclaims energetically",

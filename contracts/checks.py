@@ -3,7 +3,7 @@ stateful) next to Schemathesis' own checks.
 
 Importing this module registers them (`@schemathesis.check` is process-wide); each one only looks at
 operations of a fal queue document (one with `info.x-fal-metadata`), so other schemas in the same process
-are left alone. A check's name is the rule it reports (`contracts.rules.RULES`).
+are left alone. A check's name is the rule it reports (`fal_emulator.contracts.rules.RULES`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import schemathesis
 from schemathesis import CheckContext, Response
 from schemathesis.generation.case import Case
 
-from contracts import rules
-from contracts.sse import parse_events
+from fal_emulator.contracts import rules
+from fal_emulator.contracts.sse import parse_events
 
 API_OPERATIONS = frozenset({"submit", "status", "streamStatus", "cancel", "result"})
 NOT_JSON = object()

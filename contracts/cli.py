@@ -17,10 +17,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from contracts.profiles import PROFILES
-from contracts.rules import RULES
+from fal_emulator.contracts.profiles import PROFILES
+from fal_emulator.contracts.rules import RULES
 
-SUITES = ("openapi", "lifecycle", "media")  # as contracts.runner.SUITES, which imports Schemathesis
+SUITES = ("openapi", "lifecycle", "media")  # as fal_emulator.contracts.runner.SUITES, which imports Schemathesis
 
 RUN_EPILOG = """\
 targets:
@@ -99,8 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import httpx
 
-        from contracts.junit import write_junit_xml
-        from contracts.runner import KitOptions, KitUsageError, run_contracts
+        from fal_emulator.contracts.junit import write_junit_xml
+        from fal_emulator.contracts.runner import KitOptions, KitUsageError, run_contracts
     except ImportError as exc:
         print(
             f"fal-emulator contracts: {exc}; install the kit with: pip install 'fal-emulator[contracts]'",

@@ -16,8 +16,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from emulator.catalog import Endpoint, load_catalog
-from emulator.paths import OPENAPI_DIR
+from fal_emulator.catalog import Endpoint, load_catalog
+from fal_emulator.paths import OPENAPI_DIR
 
 JSON = dict[str, Any]
 # Short side in pixels by `resolution`, and width:height by concrete `aspect_ratio` (fal's Veo pages).
@@ -33,7 +33,7 @@ class UnknownEndpoint(ValueError):
 def load_contracts(selected: Sequence[str] | None = None, directory: Path = OPENAPI_DIR) -> list[Endpoint]:
     """The endpoints named in `selected` (all of them when empty), in endpoint-id order.
 
-    Raises UnknownEndpoint naming the known ids, and emulator.catalog.CatalogError for a bad document.
+    Raises UnknownEndpoint naming the known ids, and fal_emulator.catalog.CatalogError for a bad document.
     """
     catalog = load_catalog(directory)
     if not selected:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from xml.etree import ElementTree
 
-from contracts.report import Report, SuiteResult, Violation
+from fal_emulator.contracts.report import Report, SuiteResult, Violation
 
 
 def junit_xml(report: Report) -> ElementTree.ElementTree:

@@ -3,7 +3,7 @@ in-memory model of what it has seen, and fails on the first answer that breaks f
 
 Rules: submit, poll (with or without logs), stream the status (SSE), cancel, fetch the result, advance the
 clock (when the kit controls the target's time), and ask about unknown request ids. Each answer is checked
-by `contracts.rules` and against the model:
+by `fal_emulator.contracts.rules` and against the model:
 
 - `status_never_backwards`: IN_QUEUE < IN_PROGRESS < COMPLETED, across polls, streams and results;
 - `queue_position_decreases`: never negative (`queue_position_only_in_queue`), never growing;
@@ -43,15 +43,15 @@ from hypothesis.stateful import (
 )
 from jsonschema import Draft7Validator
 
-from contracts import rules
-from contracts.documents import cheapest_input, input_strategy
-from contracts.model import Broken, MachineContext, Tracked, answer_of, show
-from contracts.profiles import Profile, register_hypothesis_profiles
-from contracts.report import SuiteResult, Violation
-from contracts.spend import Budget
-from contracts.streaming import read_status_stream
-from contracts.target import Target
-from emulator.catalog import Endpoint
+from fal_emulator.catalog import Endpoint
+from fal_emulator.contracts import rules
+from fal_emulator.contracts.documents import cheapest_input, input_strategy
+from fal_emulator.contracts.model import Broken, MachineContext, Tracked, answer_of, show
+from fal_emulator.contracts.profiles import Profile, register_hypothesis_profiles
+from fal_emulator.contracts.report import SuiteResult, Violation
+from fal_emulator.contracts.spend import Budget
+from fal_emulator.contracts.streaming import read_status_stream
+from fal_emulator.contracts.target import Target
 
 register_hypothesis_profiles()
 

@@ -11,7 +11,7 @@ inputs, then checks the answer and the video it points to:
 
 It also sends an input without its required `prompt` (`run_rejects_invalid_input`: 422 in fal's shape),
 which generates nothing and so runs against real fal by default. Generating checks run there only within
-the budget (`contracts.spend`).
+the budget (`fal_emulator.contracts.spend`).
 """
 
 from __future__ import annotations
@@ -24,13 +24,19 @@ import av
 import httpx
 from jsonschema import Draft7Validator
 
-from contracts import rules
-from contracts.documents import cheapest_input, example_input, expected_video, invalid_input, required_input
-from contracts.profiles import Profile
-from contracts.report import SuiteResult, Violation
-from contracts.spend import Budget
-from contracts.target import Target
-from emulator.catalog import Endpoint
+from fal_emulator.catalog import Endpoint
+from fal_emulator.contracts import rules
+from fal_emulator.contracts.documents import (
+    cheapest_input,
+    example_input,
+    expected_video,
+    invalid_input,
+    required_input,
+)
+from fal_emulator.contracts.profiles import Profile
+from fal_emulator.contracts.report import SuiteResult, Violation
+from fal_emulator.contracts.spend import Budget
+from fal_emulator.contracts.target import Target
 
 SUITE = "media"
 DURATION_TOLERANCE = 0.25  # seconds (one frame at 24 fps is 0.042 s; containers round)

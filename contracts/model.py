@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 
-from contracts.profiles import Profile
-from contracts.spend import Budget
-from contracts.target import Target
-from emulator.catalog import Endpoint
+from fal_emulator.catalog import Endpoint
+from fal_emulator.contracts.profiles import Profile
+from fal_emulator.contracts.spend import Budget
+from fal_emulator.contracts.target import Target
 
 
 class Broken(AssertionError):

@@ -3,7 +3,7 @@
 Schemathesis generates the requests from `openapi/` (the same documents the emulator serves from), walks
 the submit -> status / stream / result / cancel -> download links in its stateful phase, and runs all of
 its default checks (with `negative_data_rejection` expecting fal's 422) plus fal's own rules
-(`contracts.checks`). Against a remote target (real fal, a reseller) it never submits: only the
+(`fal_emulator.contracts.checks`). Against a remote target (real fal, a reseller) it never submits: only the
 operations on request ids it makes up (unknown ids, 404) run, so nothing is generated or billed.
 
 This module is the only one that touches Schemathesis' engine (`schemathesis.engine`, v4.32).
@@ -22,11 +22,11 @@ import schemathesis
 from schemathesis.engine import events, from_schema
 from schemathesis.engine.recorder import ScenarioRecorder
 
-import contracts.checks  # noqa: F401 - registers fal's checks with Schemathesis
-from contracts.profiles import Profile
-from contracts.report import SuiteResult, Violation
-from contracts.target import Target
-from emulator.catalog import Endpoint
+import fal_emulator.contracts.checks  # noqa: F401 - registers fal's checks with Schemathesis
+from fal_emulator.catalog import Endpoint
+from fal_emulator.contracts.profiles import Profile
+from fal_emulator.contracts.report import SuiteResult, Violation
+from fal_emulator.contracts.target import Target
 
 SUITE = "openapi"
 # The operations whose answer depends on the request's state rather than on the input's validity.

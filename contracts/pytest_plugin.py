@@ -1,13 +1,13 @@
 """The kit inside a team's own pytest suite.
 
-    # conftest.py (the top-level one), or: pytest -p contracts.pytest_plugin
-    pytest_plugins = ["contracts.pytest_plugin"]
+    # conftest.py (the top-level one), or: pytest -p fal_emulator.contracts.pytest_plugin
+    pytest_plugins = ["fal_emulator.contracts.pytest_plugin"]
 
     # test_fal_contract.py
     def test_our_fal_endpoint_honours_the_contracts(fal_contracts):
         fal_contracts(endpoints=("fal-ai/veo3.1/fast",))   # fails the test with the kit's summary
 
-`fal_contracts(**options)` takes `contracts.KitOptions` fields and returns the Report when every rule held.
+`fal_contracts(**options)` takes `fal_emulator.contracts.KitOptions` fields and returns the Report when every rule held.
 Unless a test passes them, the target and profile come from `--fal-contracts-base-url URL` (default: the
 emulator in-process), `--fal-contracts-key`, `--fal-contracts-profile` (default `ci`) and
 `--fal-contracts-seed`. This module imports the kit only when the fixture is used.
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from contracts.report import Report
+    from fal_emulator.contracts.report import Report
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,7 +37,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def fal_contracts(request: pytest.FixtureRequest) -> Callable[..., Report]:
     """Run the kit with `KitOptions(**options)` (command-line defaults filled in); fail the test on a violation."""
-    from contracts.runner import KitOptions, run_contracts
+    from fal_emulator.contracts.runner import KitOptions, run_contracts
 
     config = request.config
     defaults: dict[str, Any] = {

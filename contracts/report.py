@@ -6,7 +6,7 @@
 
 A `Violation` always names its `rule`: a Schemathesis check name (`status_code_conformance`, …) or one of
 the kit's own rules (`queue_position_only_in_queue`, `sse_ends_at_completed`, `media_dimensions`, …;
-`contracts.rules.RULES` lists them with one line each).
+`fal_emulator.contracts.rules.RULES` lists them with one line each).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """fal's queue rules as pure functions: an answer in, `None` (kept) or a message (broken) out.
 
-Every suite applies the same functions: the Schemathesis checks (`contracts.checks`), the lifecycle machine
-(`contracts.lifecycle`) and the probes. `RULES` names every rule the kit reports, with one line each.
+Every suite applies the same functions: the Schemathesis checks (`fal_emulator.contracts.checks`), the lifecycle machine
+(`fal_emulator.contracts.lifecycle`) and the probes. `RULES` names every rule the kit reports, with one line each.
 
 Sources: https://fal.ai/docs/documentation/model-apis/inference/queue.md (states, 202/200, queue_position,
 logs, cancel answers), https://fal.ai/docs/documentation/model-apis/errors.md (error shape),

@@ -20,14 +20,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from contracts.documents import cheapest_input, load_contracts
-from contracts.lifecycle import MAX_REQUESTS, run_lifecycle_suite
-from contracts.media import run_media_suite
-from contracts.openapi_suite import run_openapi_suite
-from contracts.profiles import Profile, get_profile
-from contracts.report import Report, SuiteResult
-from contracts.spend import Budget, cheapest_endpoint, load_prices
-from contracts.target import (
+from fal_emulator.catalog import Endpoint
+from fal_emulator.contracts.documents import cheapest_input, load_contracts
+from fal_emulator.contracts.lifecycle import MAX_REQUESTS, run_lifecycle_suite
+from fal_emulator.contracts.media import run_media_suite
+from fal_emulator.contracts.openapi_suite import run_openapi_suite
+from fal_emulator.contracts.profiles import Profile, get_profile
+from fal_emulator.contracts.report import Report, SuiteResult
+from fal_emulator.contracts.spend import Budget, cheapest_endpoint, load_prices
+from fal_emulator.contracts.target import (
     AppWrapper,
     InProcessEmulator,
     Target,
@@ -35,7 +36,6 @@ from contracts.target import (
     ca_bundle,
     discover,
 )
-from emulator.catalog import Endpoint
 
 SUITES = ("openapi", "lifecycle", "media")
 IN_PROCESS_POLICIES = {"openapi": "polls:1", "lifecycle": "timed:1,2", "media": "instant"}

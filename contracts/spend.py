@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from contracts.documents import cheapest_input, expected_video
-from emulator.catalog import Endpoint
+from fal_emulator.catalog import Endpoint
+from fal_emulator.contracts.documents import cheapest_input, expected_video
 
 PRICES_FILE = Path(__file__).resolve().parent / "prices.yaml"
 

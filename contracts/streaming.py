@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 
-from contracts import rules
-from contracts.model import Broken, MachineContext, Tracked, answer_of, show
-from contracts.sse import iter_events
+from fal_emulator.contracts import rules
+from fal_emulator.contracts.model import Broken, MachineContext, Tracked, answer_of, show
+from fal_emulator.contracts.sse import iter_events
 
 CLOSE_GRACE = 2.0  # seconds a stream may stay open after its COMPLETED event
 IDLE_STEP = 0.15  # seconds of a silent stream before the kit moves a controllable clock on

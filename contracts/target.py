@@ -2,12 +2,12 @@
 
 Three kinds of target:
 
-- `in-process`: the kit builds the emulator app here (`emulator.http.app.create_app`) and serves it on a
-  loopback port (`contracts.loopback`); it drives the app's `VirtualClock` directly.
+- `in-process`: the kit builds the emulator app here (`fal_emulator.http.app.create_app`) and serves it on a
+  loopback port (`fal_emulator.contracts.loopback`); it drives the app's `VirtualClock` directly.
 - `emulator`: a running `fal-emulator serve` at `--base-url` (it answers `GET /_emulator/health`);
   the clock is driven through `POST /_emulator/clock {"advance": seconds}` when that route exists.
 - `remote`: anything else (real fal, a reseller). Nothing that generates video runs there unless the
-  user allows spending (`contracts.spend`).
+  user allows spending (`fal_emulator.contracts.spend`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Literal, Protocol
 import httpx
 from starlette.types import ASGIApp
 
-from contracts.loopback import LoopbackServer
-from emulator.http.app import create_app
-from emulator.settings import Settings
+from fal_emulator.contracts.loopback import LoopbackServer
+from fal_emulator.http.app import create_app
+from fal_emulator.settings import Settings
 
 TargetKind = Literal["in-process", "emulator", "remote"]
 AppWrapper = Callable[[ASGIApp], ASGIApp]

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from emulator.paths import OPENAPI_DIR
+from fal_emulator.paths import OPENAPI_DIR
 
 JSON = dict[str, Any]
 

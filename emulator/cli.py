@@ -10,11 +10,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from emulator import __version__
-from emulator.catalog import Catalog, Endpoint, load_catalog
-from emulator.failures import FAILURES
-from emulator.queue import PRESETS
-from emulator.settings import Settings
+from fal_emulator import __version__
+from fal_emulator.catalog import Catalog, Endpoint, load_catalog
+from fal_emulator.failures import FAILURES
+from fal_emulator.queue import PRESETS
+from fal_emulator.settings import Settings
 
 DEFAULT_KEY = "fal-emulator-key"
 
@@ -140,8 +140,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def env_lines(settings: Settings) -> list[str]:
     """The `export` lines for a shell, for the running emulator (or the configured ports if none runs)."""
-    from emulator.server import client_env, read_listening
-    from emulator.tls import ensure_tls
+    from fal_emulator.server import client_env, read_listening
+    from fal_emulator.tls import ensure_tls
 
     listening = read_listening(settings.state_dir)
     key = settings.keys[0] if settings.keys else (listening.key if listening else None) or DEFAULT_KEY
@@ -156,7 +156,7 @@ def env_lines(settings: Settings) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "contracts":
-        from contracts.cli import main as contracts_main
+        from fal_emulator.contracts.cli import main as contracts_main
 
         return contracts_main(args.contract_args)
     try:
@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "env":
         print("\n".join(env_lines(settings)))
         return 0
-    from emulator.server import serve
+    from fal_emulator.server import serve
 
     try:
         asyncio.run(serve(settings, log_level=args.log_level))

@@ -1,4 +1,4 @@
-"""A small typed client of the control plane (`/_emulator/`, see `emulator.http.control_routes`).
+"""A small typed client of the control plane (`/_emulator/`, see `fal_emulator.http.control_routes`).
 
     control = EmulatorControl("http://127.0.0.1:8470")
     control.fail_next("content_policy_violation")        # the next submit to any endpoint fails so
@@ -8,7 +8,7 @@
 
 Every call is one HTTP request over plain httpx (no proxies from the environment: the emulator is
 always reached directly). A non-2xx answer raises ControlError carrying the status and the body.
-The pytest fixture (`emulator.pytest_plugin`) is this client plus the server's addresses.
+The pytest fixture (`fal_emulator.pytest_plugin`) is this client plus the server's addresses.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ class EmulatorControl:
         """Queue one scenario per coming submit to `endpoint_id` (`"*"`: any endpoint), in order.
 
         A scenario is any error type (`"content_policy_violation"`), a rejection (`"rate_limited"`),
-        a policy or latency token, or `"ok"`; several tokens join with commas (see emulator.scenarios).
+        a policy or latency token, or `"ok"`; several tokens join with commas (see fal_emulator.scenarios).
         """
         self._call("POST", "/_emulator/outcomes", json={"endpoint_id": endpoint_id, "outcomes": list(scenarios)})
 

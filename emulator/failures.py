@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from emulator.errors import FalError, ModelError, RequestError, error_item
+from fal_emulator.errors import FalError, ModelError, RequestError, error_item
 
 Family = Literal["model", "request"]
 

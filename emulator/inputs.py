@@ -18,8 +18,8 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from emulator.errors import ModelError
-from emulator.failures import FAILURES
+from fal_emulator.errors import ModelError
+from fal_emulator.failures import FAILURES
 
 # Input fields that carry images, in order of preference for `aspect_ratio: auto`.
 IMAGE_FIELDS = ("image_url", "first_frame_url", "image_urls", "last_frame_url")

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from emulator.clock import Clock, isoformat
+from fal_emulator.clock import Clock, isoformat
 
 SECRET_HEADERS = {
     "authorization", "proxy-authorization", "x-fal-emulator-token", "x-fal-cdn-token", "x-api-key", "cookie",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emulator.video import ClipSpec
+from fal_emulator.video import ClipSpec
 
 MEDIA_PREFIX = "/files/"
 

@@ -1,7 +1,7 @@
 """Where the emulator's data lives: the `openapi/` documents and the `fixtures/` clips.
 
 In a source checkout (or an editable install) they are the repository's top-level folders; in a
-wheel they are packaged under `emulator/_data/`.
+wheel they are packaged under `fal_emulator/_data/` (see pyproject.toml).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Fixtures:
   and every change is undone when the session ends.
 - `fal_emulator` (function scope): the same server, reset before each test (requests, scripted
   outcomes, policies, journal, webhooks, uploads, request ids, clock frozen or scaled). It is an
-  `emulator.control.FalEmulator`: `url`, `http_url`, `env`, and the control plane as methods
+  `fal_emulator.control.FalEmulator`: `url`, `http_url`, `env`, and the control plane as methods
   (`advance`, `freeze`, `set_policy`, `fail_next`, `script`, `journal`, `webhooks`, `requests`,
   `complete`, `fail`, `jwks`, ...).
 
@@ -78,7 +78,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from emulator.control import FalEmulator
+    from fal_emulator.control import FalEmulator
 
 DEFAULT_POLICY = "instant"
 CLEARED_VARIABLES = ("FAL_KEY_ID", "FAL_KEY_SECRET", "FAL_FORCE_AUTH_BY_USER")
@@ -192,8 +192,8 @@ def fal_emulator_session(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[FalEmulator]:
     """One real `fal-emulator serve` for the session, with fal_client pointed at it (see the module doc)."""
-    from emulator.control import FalEmulator
-    from emulator.testing import EmulatorProcess
+    from fal_emulator.control import FalEmulator
+    from fal_emulator.testing import EmulatorProcess
 
     policy = policy_of(request.config)
     extra_args = tuple(str(arg) for arg in request.config.getini("fal_emulator_args"))

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal, Protocol, TypeVar
 
-from emulator.clock import Clock, isoformat
-from emulator.errors import FalError, RequestNotFound, ResultNotReady, client_cancelled, start_timeout
-from emulator.ids import IdSource
+from fal_emulator.clock import Clock, isoformat
+from fal_emulator.errors import FalError, RequestNotFound, ResultNotReady, client_cancelled, start_timeout
+from fal_emulator.ids import IdSource
 
 JSON = dict[str, Any]
 
@@ -210,7 +210,7 @@ class StatusView:
 
 
 class Store(Protocol):
-    """Where requests live. The in-memory store is the default (`emulator.store.MemoryStore`)."""
+    """Where requests live. The in-memory store is the default (`fal_emulator.store.MemoryStore`)."""
 
     def add(self, request: Request) -> None: ...
     def get(self, request_id: str) -> Request | None: ...

@@ -29,9 +29,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from emulator.errors import AuthenticationError, FalError, RequestError
-from emulator.failures import FAILURES, Failure
-from emulator.queue import PRESETS, Policy
+from fal_emulator.errors import AuthenticationError, FalError, RequestError
+from fal_emulator.failures import FAILURES, Failure
+from fal_emulator.queue import PRESETS, Policy
 
 HEADER = "x-fal-emulator-scenario"
 PROMPT_TOKEN = re.compile(r"\[\[fal-emulator:([^\]]+)\]\]")

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import uvicorn
 
-from emulator.http.app import create_app
-from emulator.settings import Settings
-from emulator.tls import ensure_tls
+from fal_emulator.http.app import create_app
+from fal_emulator.settings import Settings
+from fal_emulator.tls import ensure_tls
 
 READY_PREFIX = "fal-emulator ready "
 

@@ -13,16 +13,16 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from emulator.catalog import Catalog, Endpoint, app_id_of
-from emulator.clock import VirtualClock
-from emulator.errors import ConnectionDrop, GatewayError, NotFound, RequestError
-from emulator.failures import FAILURES
-from emulator.ids import IdSource
-from emulator.inputs import check_input_images
-from emulator.journal import Journal
-from emulator.media import MediaLibrary
-from emulator.queue import Outcome, Policy, Queue, StatusView, Store
-from emulator.scenarios import (
+from fal_emulator.catalog import Catalog, Endpoint, app_id_of
+from fal_emulator.clock import VirtualClock
+from fal_emulator.errors import ConnectionDrop, GatewayError, NotFound, RequestError
+from fal_emulator.failures import FAILURES
+from fal_emulator.ids import IdSource
+from fal_emulator.inputs import check_input_images
+from fal_emulator.journal import Journal
+from fal_emulator.media import MediaLibrary
+from fal_emulator.queue import Outcome, Policy, Queue, StatusView, Store
+from fal_emulator.scenarios import (
     INGRESS,
     INGRESS_BODY,
     Scenario,
@@ -31,11 +31,11 @@ from emulator.scenarios import (
     rejection_error,
     scenario_in_prompt,
 )
-from emulator.settings import Settings
-from emulator.store import MemoryStore
-from emulator.uploads import Uploads
-from emulator.validation import InputValidator, parse_json_body
-from emulator.video import FPS, ClipSpec, clip_for
+from fal_emulator.settings import Settings
+from fal_emulator.store import MemoryStore
+from fal_emulator.uploads import Uploads
+from fal_emulator.validation import InputValidator, parse_json_body
+from fal_emulator.video import FPS, ClipSpec, clip_for
 
 ANY_ENDPOINT = "*"
 
@@ -74,7 +74,7 @@ class SubmitOptions:
 def make_store(settings: Settings) -> Store:
     """The store the settings name: in memory, or the SQLite file `state_dir/emulator.sqlite3`."""
     if settings.store == "sqlite":
-        from emulator.sqlite_store import SqliteStore
+        from fal_emulator.sqlite_store import SqliteStore
 
         return SqliteStore(settings.state_dir / "emulator.sqlite3")
     return MemoryStore()

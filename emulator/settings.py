@@ -6,7 +6,7 @@
 | http_port        | FAL_EMULATOR_HTTP_PORT         | 8470 (0 = any free port)         |
 | https_port       | FAL_EMULATOR_HTTPS_PORT        | 8471 (0 = any free port)         |
 | state_dir        | FAL_EMULATOR_STATE_DIR         | $XDG_STATE_HOME/fal-emulator     |
-| policy           | FAL_EMULATOR_POLICY            | default (see emulator.queue)     |
+| policy           | FAL_EMULATOR_POLICY            | default (see fal_emulator.queue)     |
 | time_scale       | FAL_EMULATOR_TIME_SCALE        | 1.0 (virtual seconds per second) |
 | seed             | FAL_EMULATOR_SEED              | none (random request ids)        |
 | keys             | FAL_EMULATOR_KEYS              | none: any key is accepted        |
@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emulator.paths import FIXTURES_DIR, OPENAPI_DIR
-from emulator.queue import Policy
+from fal_emulator.paths import FIXTURES_DIR, OPENAPI_DIR
+from fal_emulator.queue import Policy
 
 PREFIX = "FAL_EMULATOR_"
 STORES = ("memory", "sqlite")

@@ -1,6 +1,6 @@
 """A durable request store in one SQLite file, shared by every process that opens it.
 
-Same interface as `emulator.store.MemoryStore`; selected with `--store sqlite` (the file is
+Same interface as `fal_emulator.store.MemoryStore`; selected with `--store sqlite` (the file is
 `state_dir/emulator.sqlite3`). What it adds:
 
 - nothing a client submitted is lost when the server stops, is killed (`kill -9`) or reloads
@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from emulator.queue import Outcome, Policy, Request, Status
+from fal_emulator.queue import Outcome, Policy, Request, Status
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (

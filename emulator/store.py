@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from sortedcontainers import SortedList
 
-from emulator.queue import Request, Status
+from fal_emulator.queue import Request, Status
 
 
 class MemoryStore:

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from emulator.server import READY_PREFIX, Listening, client_env
+from fal_emulator.server import READY_PREFIX, Listening, client_env
 
 
 class EmulatorProcess:
@@ -30,7 +30,7 @@ class EmulatorProcess:
     def __init__(self, state_dir: Path, *, policy: str = "default", seed: int = 1, extra_args: tuple[str, ...] = ()):
         self.state_dir = state_dir
         self.args = [
-            sys.executable, "-m", "emulator.cli", "serve",
+            sys.executable, "-m", "fal_emulator.cli", "serve",
             "--http-port", "0", "--https-port", "0",
             "--state-dir", str(state_dir), "--policy", policy, "--seed", str(seed),
             "--log-level", "warning", *extra_args,

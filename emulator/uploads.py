@@ -17,7 +17,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from emulator.ids import IdSource
+from fal_emulator.ids import IdSource
 
 UPLOAD_PREFIX = "/files/uploads/"
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")

@@ -17,7 +17,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from emulator.errors import JSON, ModelError, error_item
+from fal_emulator.errors import JSON, ModelError, error_item
 
 TYPE_ERRORS = {
     "string": ("string_type", "Input should be a valid string"),

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from emulator.catalog import Endpoint
+from fal_emulator.catalog import Endpoint
 
 FPS = 24
 DEFAULT_RESOLUTION = "720p"

@@ -33,9 +33,9 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from emulator.journal import redact_url
-from emulator.queue import Outcome, Status
-from emulator.service import Emulator
+from fal_emulator.journal import redact_url
+from fal_emulator.queue import Outcome, Status
+from fal_emulator.service import Emulator
 
 USER_ID = "fal-emulator-user"
 TICK = 0.05  # seconds between two looks at pending deliveries

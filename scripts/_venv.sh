@@ -1,4 +1,5 @@
-# Sourced by scripts/serve and scripts/test: make .venv with the given extras, once per pyproject change.
+# Sourced by scripts/serve and scripts/test: make .venv with the given extras, once per change of
+# pyproject.toml or of the package's file list (the editable install is a tree of links, one per file).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 extras="$1"
@@ -6,10 +7,13 @@ venv="$root/.venv"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv" || { echo "python3 -m venv failed: install your distribution's python3-venv package" >&2; exit 1; }
 fi
-stamp="$venv/.installed-$extras-$(python3 -c 'import hashlib,sys;print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest()[:16])' "$root/pyproject.toml")"
+fingerprint="$(cd "$root" && { cat pyproject.toml; find emulator contracts openapi fixtures -type f ! -name '*.pyc' | LC_ALL=C sort; } | python3 -c 'import hashlib,sys;print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:16])')"
+stamp="$venv/.installed-$extras-$fingerprint"
 if [ ! -f "$stamp" ]; then
+  echo "fal-emulator: installing into $venv (the first time takes a minute or two)..." >&2
+  rm -f "$venv"/.installed-*
   "$venv/bin/python" -m pip install --quiet --upgrade pip
-  "$venv/bin/python" -m pip install --quiet -e "$root$extras"
+  "$venv/bin/python" -m pip install --quiet --progress-bar off --config-settings editable_mode=strict -e "$root$extras"
   touch "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

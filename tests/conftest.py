@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from emulator.catalog import load_catalog
-from emulator.http.app import create_app
-from emulator.settings import Settings
-from emulator.testing import EmulatorProcess
+from fal_emulator.catalog import load_catalog
+from fal_emulator.http.app import create_app
+from fal_emulator.settings import Settings
+from fal_emulator.testing import EmulatorProcess
 
 KEY = {"Authorization": "Key test-key"}
 CATALOG = load_catalog()  # parsed once for every in-process app

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from emulator.catalog import load_catalog
-from emulator.cli import endpoints_table, env_lines, errors_table, main
-from emulator.settings import Settings
+from fal_emulator.catalog import load_catalog
+from fal_emulator.cli import endpoints_table, env_lines, errors_table, main
+from fal_emulator.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,7 +20,7 @@ def test_the_readme_error_table_is_the_failure_catalogue() -> None:
 
 
 def test_serve_flags_reach_the_settings(tmp_path: Path) -> None:
-    from emulator.cli import _parser, _settings
+    from fal_emulator.cli import _parser, _settings
 
     args = _parser().parse_args(
         ["serve", "--state-dir", str(tmp_path), "--prompt-scenarios", "--control-token", "t", "--webhook-allow", "h"]

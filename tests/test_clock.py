@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.clock import VirtualClock, isoformat
+from fal_emulator.clock import VirtualClock, isoformat
 
 
 class FakeReal:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator.testing import EmulatorProcess
+from fal_emulator.testing import EmulatorProcess
 
 ENDPOINT = "fal-ai/veo3/image-to-video"
 BODY = {"prompt": "p", "image_url": "https://example.com/a.png"}
@@ -62,7 +62,7 @@ def workers(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "FAL_EMULATOR_STORE": "sqlite", "FAL_EMULATOR_STATE_DIR": str(tmp_path),
            "FAL_EMULATOR_POLICY": "manual", "FAL_EMULATOR_SEED": "5"}  # fmt: skip
-    command = [sys.executable, "-m", "uvicorn", "--factory", "emulator.http.app:create_app", "--workers", "2",
+    command = [sys.executable, "-m", "uvicorn", "--factory", "fal_emulator.http.app:create_app", "--workers", "2",
                "--port", str(port), "--log-level", "info"]  # fmt: skip
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     assert process.stderr is not None

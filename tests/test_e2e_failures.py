@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator.failures import FAILURES
-from emulator.testing import EmulatorProcess
+from fal_emulator.failures import FAILURES
+from fal_emulator.testing import EmulatorProcess
 from tests.conftest import imported_fal_client
 
 ENDPOINT = "fal-ai/veo3/image-to-video"

@@ -22,7 +22,7 @@ import av
 import httpx
 import pytest
 
-from emulator.testing import EmulatorProcess
+from fal_emulator.testing import EmulatorProcess
 from tests.conftest import SEED_CLIPS, SEED_REQUESTS, imported_fal_client
 
 
@@ -149,8 +149,8 @@ def test_validation_errors_raise_fal_client_http_error_422(fal: Any, endpoint_id
 
 
 def test_env_command_prints_the_exports_for_the_running_server(server: EmulatorProcess) -> None:
-    from emulator.cli import env_lines
-    from emulator.settings import Settings
+    from fal_emulator.cli import env_lines
+    from fal_emulator.settings import Settings
 
     lines = env_lines(Settings(state_dir=server.state_dir))
     exported = dict(line.removeprefix("export ").split("=", 1) for line in lines)

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from emulator.failures import FAILURES
-from emulator.scenarios import parse_scenario
+from fal_emulator.failures import FAILURES
+from fal_emulator.scenarios import parse_scenario
 from tests.conftest import KEY, ClientFactory
 
 ENDPOINT = "fal-ai/veo3/image-to-video"

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator.scenarios import Latency, parse_scenario
-from emulator.testing import EmulatorProcess
+from fal_emulator.scenarios import Latency, parse_scenario
+from fal_emulator.testing import EmulatorProcess
 
 ENDPOINT = "fal-ai/veo3/image-to-video"
 BODY = {"prompt": "p", "image_url": "https://example.com/a.png"}

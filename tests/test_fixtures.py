@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from emulator.catalog import load_catalog
-from emulator.paths import FIXTURES_DIR
-from emulator.video import FPS, clip_specs
+from fal_emulator.catalog import load_catalog
+from fal_emulator.paths import FIXTURES_DIR
+from fal_emulator.video import FPS, clip_specs
 
 av = pytest.importorskip("av")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from emulator.media import MediaLibrary
-from emulator.paths import FIXTURES_DIR
+from fal_emulator.media import MediaLibrary
+from fal_emulator.paths import FIXTURES_DIR
 
 CLIP = "1280x720_8s_audio.mp4"
 

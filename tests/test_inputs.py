@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from emulator.inputs import check_input_images
+from fal_emulator.inputs import check_input_images
 from tests.conftest import KEY
 
 ENDPOINT = "fal-ai/veo3.1/fast/image-to-video"

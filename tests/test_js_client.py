@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.testing import EmulatorProcess
+from fal_emulator.testing import EmulatorProcess
 
 JS_DIR = Path(__file__).parent / "js"
 NODE_TEST_FILES = sorted(path.name for path in JS_DIR.glob("*.test.mjs"))

@@ -1,4 +1,4 @@
-"""The pytest plugin (`emulator.pytest_plugin`), run the way users run it: inner pytest sessions.
+"""The pytest plugin (`fal_emulator.pytest_plugin`), run the way users run it: inner pytest sessions.
 
 Each inner session is a child `python -m pytest` (pytester's `runpytest_subprocess`) that finds the plugin
 through its `pytest11` entry point and imports fal_client at the top of its test module, during
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.pytest_plugin import DEFAULT_POLICY, policy_of
+from fal_emulator.pytest_plugin import DEFAULT_POLICY, policy_of
 
 pytest_plugins = ["pytester"]
 
@@ -236,7 +236,7 @@ def test_a_session_that_does_not_use_the_fixture_is_untouched(
             assert now == AT_IMPORT == USERS
             assert fal_client.client.QUEUE_URL_FORMAT == "https://queue.fal.run/"
             assert "_client" not in vars(fal_client.sync_client)
-            server_parts = ("emulator.testing", "emulator.control", "emulator.server")
+            server_parts = ("fal_emulator.testing", "fal_emulator.control", "fal_emulator.server")
             assert [name for name in server_parts if name in sys.modules] == [], "no server, nor its code, is loaded"
         """
     )
@@ -312,3 +312,30 @@ def test_the_readme_shows_the_examples_verbatim() -> None:
     shown = readme_examples()
     files = {f"tests/examples/{path.name}": path.read_text() for path in sorted(EXAMPLES.glob("test_*.py"))}
     assert shown == files
+
+
+def test_a_project_with_its_own_emulator_and_contracts_packages_keeps_both(
+    pytester: pytest.Pytester, users_env: dict[str, str]
+) -> None:
+    """Our packages install as `fal_emulator` and `fal_emulator.contracts`: a user's `emulator/` and
+    `contracts/` packages (first on sys.path, as pytest's rootdir puts them) never shadow the plugins."""
+    pytester.mkpydir("emulator").joinpath("__init__.py").write_text("USERS = 'emulator'\n")
+    pytester.mkpydir("contracts").joinpath("__init__.py").write_text("USERS = 'contracts'\n")
+    pytester.makepyfile(
+        test_mine="""
+        import fal_client
+
+        import contracts
+        import emulator
+
+        def test_both_plugins_and_my_packages(fal_emulator, fal_contracts):
+            assert (emulator.USERS, contracts.USERS) == ("emulator", "contracts")
+            result = fal_client.subscribe("fal-ai/veo3", arguments={"prompt": "a lego chef"})
+            assert result["video"]["url"].startswith(fal_emulator.url)
+            assert callable(fal_contracts)
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "fal_emulator.contracts.pytest_plugin", timeout=TIMEOUT
+    )
+    result.assert_outcomes(passed=1)

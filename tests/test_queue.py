@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from emulator.clock import VirtualClock
-from emulator.errors import RequestNotFound, ResultNotReady
-from emulator.ids import IdSource
-from emulator.queue import (
+from fal_emulator.clock import VirtualClock
+from fal_emulator.errors import RequestNotFound, ResultNotReady
+from fal_emulator.ids import IdSource
+from fal_emulator.queue import (
     PRESETS,
     TRANSITIONS,
     InvalidTransition,
@@ -18,8 +18,8 @@ from emulator.queue import (
     Status,
     next_status,
 )
-from emulator.sqlite_store import SqliteStore
-from emulator.store import MemoryStore
+from fal_emulator.sqlite_store import SqliteStore
+from fal_emulator.store import MemoryStore
 
 OUTPUT = {"video": {"url": "http://x/files/a.mp4"}}
 SCRIPT = [(0.0, "loading"), (0.5, "halfway"), (0.9, "encoding")]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import httpx
 
-from emulator.cli import env_lines
-from emulator.server import read_listening, server_file
-from emulator.settings import Settings
-from emulator.testing import EmulatorProcess
+from fal_emulator.cli import env_lines
+from fal_emulator.server import read_listening, server_file
+from fal_emulator.settings import Settings
+from fal_emulator.testing import EmulatorProcess
 
 
 def test_env_exports_the_key_the_server_accepts_and_server_json_goes_when_it_stops(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.settings import Settings
+from fal_emulator.settings import Settings
 
 
 def test_settings_come_from_prefixed_environment_variables(tmp_path: Path) -> None:

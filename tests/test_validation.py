@@ -4,9 +4,9 @@ from typing import Any
 
 import pytest
 
-from emulator.catalog import load_catalog
-from emulator.errors import ModelError
-from emulator.validation import InputValidator, parse_json_body
+from fal_emulator.catalog import load_catalog
+from fal_emulator.errors import ModelError
+from fal_emulator.validation import InputValidator, parse_json_body
 
 CATALOG = load_catalog()
 SEEDS = [

@@ -6,9 +6,9 @@ import io
 import pytest
 from PIL import Image
 
-from emulator.catalog import Endpoint, load_catalog
-from emulator.inputs import check_input_images, decode_data_uri
-from emulator.video import ClipSpec, clip_for, clip_specs, dimensions, parse_duration
+from fal_emulator.catalog import Endpoint, load_catalog
+from fal_emulator.inputs import check_input_images, decode_data_uri
+from fal_emulator.video import ClipSpec, clip_for, clip_specs, dimensions, parse_duration
 
 CATALOG = load_catalog()
 

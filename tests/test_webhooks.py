@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from emulator.http.app import create_app
-from emulator.settings import Settings
-from emulator.webhooks import allowed
+from fal_emulator.http.app import create_app
+from fal_emulator.settings import Settings
+from fal_emulator.webhooks import allowed
 from tests.conftest import CATALOG, KEY
 
 ENDPOINT = "fal-ai/veo3/image-to-video"

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from emulator.catalog import load_catalog
+from fal_emulator.catalog import load_catalog
 from perf.load import percentile
 from perf.procs import cpu_seconds, rss_kb
 from perf.rawhttp import send_many

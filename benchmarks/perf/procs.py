@@ -1,7 +1,7 @@
 """The servers under test, each in its own process on 127.0.0.1 and a free port, stopped on exit.
 
 - `baseline`: `benchmarks/baseline_app.py`, a bare Starlette app on uvicorn (the practical limit);
-- `emulator`: `fal-emulator serve` through `emulator.testing.EmulatorProcess` (free ports, its ready line);
+- `emulator`: `fal-emulator serve` through `fal_emulator.testing.EmulatorProcess` (free ports, its ready line);
 - `prism`: `prism mock` of the same OpenAPI document, installed under `benchmarks/.prism` by npm.
 
 Every start is timed from just before the process is spawned to its ready line.
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from emulator.testing import EmulatorProcess
+from fal_emulator.testing import EmulatorProcess
 
 BENCHMARKS = Path(__file__).resolve().parent.parent
 ROOT = BENCHMARKS.parent
@@ -146,10 +146,10 @@ class Emulator:
 
     def __init__(self, state_dir: Path, *, policy: str = "instant", extra_args: tuple[str, ...] = ()) -> None:
         self.process = EmulatorProcess(state_dir, policy=policy, extra_args=extra_args)
-        # EmulatorProcess runs `python -m emulator.cli serve`; run the `fal-emulator` script a user runs instead
+        # EmulatorProcess runs `python -m fal_emulator.cli serve`; run the `fal-emulator` script a user runs instead
         # (the same code) when it sits next to this interpreter.
         script = Path(sys.executable).with_name("fal-emulator")
-        if script.is_file() and self.process.args[1:4] == ["-m", "emulator.cli", "serve"]:
+        if script.is_file() and self.process.args[1:4] == ["-m", "fal_emulator.cli", "serve"]:
             self.process.args[0:4] = [str(script), "serve"]
 
     def start(self) -> Running:
@@ -178,7 +178,11 @@ class Emulator:
 def serve_help() -> str:
     """`fal-emulator serve --help`, to see which flags this emulator has."""
     done = subprocess.run(
-        [sys.executable, "-m", "emulator.cli", "serve", "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT
+        [sys.executable, "-m", "fal_emulator.cli", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
     return done.stdout
 

@@ -1,1 +1,1 @@
-"""The HTTP adapters: parse a request, call `emulator.service`, render fal's answer."""
+"""The HTTP adapters: parse a request, call `fal_emulator.service`, render fal's answer."""

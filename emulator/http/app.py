@@ -1,6 +1,6 @@
 """The application factory and the one route list.
 
-uvicorn --factory emulator.http.app:create_app
+uvicorn --factory fal_emulator.http.app:create_app
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from emulator.catalog import Catalog, load_catalog
-from emulator.errors import ConnectionDrop, FalError, GatewayError
-from emulator.http import control_routes, media_routes, queue_routes, storage_routes
-from emulator.http.middleware import FaultMiddleware, JournalMiddleware, ProxyMiddleware, RequestIdMiddleware, drop
-from emulator.http.rendering import NO_REQUEST_ID, emulator_of, fal_json, is_request_id
-from emulator.scenarios import ScenarioError
-from emulator.service import Emulator
-from emulator.settings import Settings
-from emulator.webhooks import Signer, Webhooks
+from fal_emulator.catalog import Catalog, load_catalog
+from fal_emulator.errors import ConnectionDrop, FalError, GatewayError
+from fal_emulator.http import control_routes, media_routes, queue_routes, storage_routes
+from fal_emulator.http.middleware import FaultMiddleware, JournalMiddleware, ProxyMiddleware, RequestIdMiddleware, drop
+from fal_emulator.http.rendering import NO_REQUEST_ID, emulator_of, fal_json, is_request_id
+from fal_emulator.scenarios import ScenarioError
+from fal_emulator.service import Emulator
+from fal_emulator.settings import Settings
+from fal_emulator.webhooks import Signer, Webhooks
 
 
 async def jwks(request: Request) -> JSONResponse:
@@ -107,7 +107,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings | None = None, *, catalog: Catalog | None = None) -> Starlette:
     """Build the emulator app. Reads `FAL_EMULATOR_*` settings when `settings` is None.
 
-    Raises emulator.catalog.CatalogError for an unreadable `openapi/` document and OSError when the
+    Raises fal_emulator.catalog.CatalogError for an unreadable `openapi/` document and OSError when the
     fixtures manifest is missing. Webhooks are delivered while the app's lifespan runs.
     """
     settings = settings or Settings.from_env()

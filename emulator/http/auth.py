@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from emulator.errors import AuthenticationError
-from emulator.http.rendering import emulator_of
+from fal_emulator.errors import AuthenticationError
+from fal_emulator.http.rendering import emulator_of
 
 SCHEMES = ("key", "bearer")
 

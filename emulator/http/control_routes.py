@@ -35,10 +35,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from emulator.errors import FalError, RequestNotFound
-from emulator.failures import FAILURES
-from emulator.http.rendering import CONTROL_PREFIX, emulator_of
-from emulator.queue import Policy, Status
+from fal_emulator.errors import FalError, RequestNotFound
+from fal_emulator.failures import FAILURES
+from fal_emulator.http.rendering import CONTROL_PREFIX, emulator_of
+from fal_emulator.queue import Policy, Status
 
 TOKEN_HEADER = "x-fal-emulator-token"
 ACTIONS = ("policy", "step", "complete", "fail")

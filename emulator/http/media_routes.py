@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from emulator.errors import NotFound
-from emulator.http.rendering import emulator_of
+from fal_emulator.errors import NotFound
+from fal_emulator.http.rendering import emulator_of
 
 # RFC 9110 §14.2 `Range: bytes=…` (byte ranges only). A Range of any other form is ignored: 200, whole file.
 BYTE_RANGES = re.compile(r"bytes=\s*(\d+-\d*|-\d+)(\s*,\s*(\d+-\d*|-\d+))*\s*")

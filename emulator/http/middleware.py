@@ -17,10 +17,10 @@ import urllib.parse
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from emulator.http.rendering import CONTROL_PREFIX, NO_REQUEST_ID, REQUEST_ID_HEADER
-from emulator.journal import redact
-from emulator.scenarios import HEADER as SCENARIO_HEADER, ScenarioError, parse_scenario
-from emulator.service import Emulator
+from fal_emulator.http.rendering import CONTROL_PREFIX, NO_REQUEST_ID, REQUEST_ID_HEADER
+from fal_emulator.journal import redact
+from fal_emulator.scenarios import HEADER as SCENARIO_HEADER, ScenarioError, parse_scenario
+from fal_emulator.service import Emulator
 
 TARGET_HEADER = b"x-fal-target-url"
 RUN_HOSTS = {"fal.run", "falrun.com"}

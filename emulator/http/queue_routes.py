@@ -23,12 +23,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from emulator.errors import FalError, ModelError, RequestError, error_item
-from emulator.http.auth import authenticate
-from emulator.http.rendering import REQUEST_ID_HEADER, base_url, emulator_of, fal_json, status_body
-from emulator.queue import Status, StatusView
-from emulator.scenarios import HEADER as SCENARIO_HEADER
-from emulator.service import SubmitOptions
+from fal_emulator.errors import FalError, ModelError, RequestError, error_item
+from fal_emulator.http.auth import authenticate
+from fal_emulator.http.rendering import REQUEST_ID_HEADER, base_url, emulator_of, fal_json, status_body
+from fal_emulator.queue import Status, StatusView
+from fal_emulator.scenarios import HEADER as SCENARIO_HEADER
+from fal_emulator.service import SubmitOptions
 
 STREAM_TICK = 0.05  # seconds between two looks at a streamed request
 RUN_TICK = 0.02  # seconds between two looks at a synchronous request

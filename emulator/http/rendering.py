@@ -13,8 +13,8 @@ from typing import Any, TypeGuard
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from emulator.queue import Status, StatusView
-from emulator.service import Emulator
+from fal_emulator.queue import Status, StatusView
+from fal_emulator.service import Emulator
 
 REQUEST_ID_HEADER = "x-fal-request-id"
 NO_REQUEST_ID = "x-emulator-no-request-id"  # internal marker: this answer must not get a request id

@@ -14,11 +14,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
-from emulator.clock import isoformat
-from emulator.errors import AuthenticationError, NotFound
-from emulator.http.auth import authenticate
-from emulator.http.control_routes import body
-from emulator.http.rendering import base_url, emulator_of
+from fal_emulator.clock import isoformat
+from fal_emulator.errors import AuthenticationError, NotFound
+from fal_emulator.http.auth import authenticate
+from fal_emulator.http.control_routes import body
+from fal_emulator.http.rendering import base_url, emulator_of
 
 TOKEN_SECONDS = 3600
 

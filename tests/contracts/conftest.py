@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from contracts.loopback import LoopbackServer
-from emulator.http.app import create_app
-from emulator.settings import Settings
+from fal_emulator.contracts.loopback import LoopbackServer
+from fal_emulator.http.app import create_app
+from fal_emulator.settings import Settings
 
 SEED = 20261121
 ENDPOINT = "fal-ai/veo3.1/fast"  # every option: resolutions up to 4k, three durations, audio or not

@@ -6,11 +6,11 @@ import socket
 
 import pytest
 
-from contracts import RULES, cli
-from contracts.junit import junit_xml
-from contracts.report import Report, SuiteResult, Violation
-from contracts.target import authorization_header, ca_bundle
-from emulator.cli import main as emulator_main
+from fal_emulator.cli import main as emulator_main
+from fal_emulator.contracts import RULES, cli
+from fal_emulator.contracts.junit import junit_xml
+from fal_emulator.contracts.report import Report, SuiteResult, Violation
+from fal_emulator.contracts.target import authorization_header, ca_bundle
 
 
 def test_fal_emulator_contracts_rules_lists_every_rule(capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import contracts
+import fal_emulator.contracts as contracts
 
 TEAM_TEST = """
 from tests.contracts.variants import variants
@@ -26,7 +26,8 @@ def test_a_broken_endpoint_fails_with_the_kits_summary(fal_contracts):
 def test_the_fal_contracts_fixture_passes_and_fails_tests(tmp_path: Path) -> None:
     (tmp_path / "test_team.py").write_text(TEAM_TEST)
     root = Path(__file__).resolve().parents[2]
-    command = [sys.executable, "-m", "pytest", "-p", "contracts.pytest_plugin", "-q", "-p", "no:cacheprovider",
+    command = [sys.executable, "-m", "pytest", "-p", "fal_emulator.contracts.pytest_plugin", "-q",
+               "-p", "no:cacheprovider",
                "--fal-contracts-seed", "5", "--rootdir", str(tmp_path), str(tmp_path / "test_team.py")]  # fmt: skip
     result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
     assert "1 failed, 1 passed" in result.stdout, result.stdout + result.stderr

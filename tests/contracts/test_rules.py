@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from contracts import RULES, rules
-from contracts.sse import parse_events
+from fal_emulator.contracts import RULES, rules
+from fal_emulator.contracts.sse import parse_events
 
 QUEUED = {"status": "IN_QUEUE", "request_id": "r", "queue_position": 0}
 RUNNING = {"status": "IN_PROGRESS", "request_id": "r", "logs": None}

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from contracts import KitOptions, KitUsageError, run_contracts
-from contracts.documents import cheapest_input, load_contracts
-from contracts.spend import PRICES_FILE, Budget, BudgetExceeded, cheapest_endpoint, load_prices
+from fal_emulator.contracts import KitOptions, KitUsageError, run_contracts
+from fal_emulator.contracts.documents import cheapest_input, load_contracts
+from fal_emulator.contracts.spend import PRICES_FILE, Budget, BudgetExceeded, cheapest_endpoint, load_prices
 from tests.contracts.conftest import ENDPOINT, SEED, Generations
 
 CHEAPEST = {"duration": "4s", "resolution": "720p", "generate_audio": False}

@@ -11,8 +11,8 @@ from xml.etree import ElementTree
 
 import pytest
 
-from contracts import cli
-from emulator.testing import EmulatorProcess
+from fal_emulator.contracts import cli
+from fal_emulator.testing import EmulatorProcess
 from tests.contracts.conftest import SEED
 
 FAL_EMULATOR = str(Path(sys.executable).parent / "fal-emulator")

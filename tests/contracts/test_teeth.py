@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from contracts import KitOptions, run_contracts
+from fal_emulator.contracts import KitOptions, run_contracts
 from tests.contracts.conftest import ENDPOINT, SEED
 from tests.contracts.variants import variants
 

@@ -15,8 +15,8 @@ from typing import Any
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from emulator.media import MediaLibrary
-from emulator.paths import FIXTURES_DIR
+from fal_emulator.media import MediaLibrary
+from fal_emulator.paths import FIXTURES_DIR
 
 # (scope, status code, parsed JSON body) -> (status code, body); return `NO_BODY` for an empty body.
 JsonRewrite = Callable[[Scope, int, Any], tuple[int, Any]]

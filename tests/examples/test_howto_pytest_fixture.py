@@ -2,7 +2,7 @@
 import fal_client
 import pytest
 
-from emulator.control import FalEmulator
+from fal_emulator.control import FalEmulator
 
 I2V = "fal-ai/veo3/image-to-video"
 ARGUMENTS = {"prompt": "A lego chef cooks eggs", "image_url": "https://example.com/chef.png"}
