@@ -10,8 +10,9 @@ by `fal_emulator.contracts.rules` and against the model:
 - `completed_has_result`: once COMPLETED, the result is the output or the stored error (an invariant);
 - `cancelled_while_queued_never_runs`: no IN_PROGRESS, no run time, no output after such a cancel;
 - `cancel_answer`: 202 before COMPLETED, 400 after, 404 for an unknown id;
-- `sse_matches_polling` and `sse_ends_at_completed`: the stream's events are what polling sees, and the
-  stream closes right after its COMPLETED event.
+- `sse_matches_polling` and `sse_ends_at_completed`: the stream's events are what polling sees (each event's
+  logs being the lines new since the event before, as fal sends them), and the stream closes right after its
+  COMPLETED event.
 
 In-process, the emulator's clock is frozen: a status observed since the last `advance_clock` is the
 request's current status, so the machine knows exactly when a cancel hits a queued request. Elsewhere
@@ -255,11 +256,12 @@ class LifecycleMachine(RuleBasedStateMachine):
                 rules.status_code_by_state(polled.status_code, body), "status_code_by_state", poll_line, polled, body
             )
             self._observe(tracked, body, poll_line, polled)
-            if body != events[-1]:
+            streamed = rules.stream_as_polled(events)
+            if body != streamed:
                 raise Broken(
                     "sse_matches_polling",
-                    "the stream's COMPLETED event differs from the status polled "
-                    f"right after it:\n  event: {json.dumps(events[-1])[:400]}",
+                    "the stream's COMPLETED event (with every event's log lines joined) differs from the status "
+                    f"polled right after it:\n  streamed: {json.dumps(streamed)[:400]}",
                     poll_line,
                     show(polled, body),
                 )

@@ -39,8 +39,9 @@ RULES: dict[str, str] = {
     "cancelled_while_queued_never_runs": "a request cancelled while IN_QUEUE completes without ever running",
     "cancel_answer": "cancel answers 202 CANCELLATION_REQUESTED before COMPLETED, 400 ALREADY_COMPLETED after, "
     "404 NOT_FOUND for an unknown id",
-    "sse_matches_polling": "the status stream's events are the statuses polling sees, in order, and its last "
-    "event equals the status polled after it",
+    "sse_matches_polling": "the status stream's events are the statuses polling sees, in order; each event's "
+    "logs are only the lines new since the event before, so together they are the list a poll shows, and the "
+    "last event with those lines equals the status polled after it",
     "sse_ends_at_completed": "the status stream sends a COMPLETED event and then closes",
     # media
     "media_download": "the result's video.url downloads whole (200) with Content-Length equal to file_size",
@@ -160,6 +161,17 @@ def logs_key(body: Any, *, logs_requested: bool | None, submitted: bool = False)
         if not (isinstance(entry, dict) and isinstance(entry.get("message"), str)):
             return f"each log line must be an object with a message, got {_show(entry)}"
     return None
+
+
+def stream_as_polled(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The status a poll should show right after a status stream closed: its last event, with `logs` (when it
+    is a list) replaced by every event's lines joined in order. fal's stream sends each line once (the event's
+    `logs` are the lines new since the event before): @fal-ai/client 1.10.1 appends each event's `logs` to the
+    lines it holds ("accumulate logs to match previous polling behavior", `queue.js`)."""
+    last = dict(events[-1])
+    if isinstance(last.get("logs"), list):
+        last["logs"] = [line for event in events if isinstance(event.get("logs"), list) for line in event["logs"]]
+    return last
 
 
 def submit_answer(status_code: int, body: Any, app_id: str) -> str | None:

@@ -250,6 +250,18 @@ def test_the_status_stream_sends_each_change_and_closes_after_completed(client: 
     assert "IN_PROGRESS" in statuses
     assert statuses == sorted(statuses, key=["IN_QUEUE", "IN_PROGRESS", "COMPLETED"].index)
     assert events[-1]["logs"][-1]["message"] == "Request completed."
+    # Each event carries only the lines new since the one before: together they are the list a poll shows.
+    streamed = [line for event in events if event.get("logs") for line in event["logs"]]
+    polled = client.get(submitted["status_url"], params={"logs": "1"}, headers=KEY).json()
+    assert streamed == polled["logs"]
+
+
+def test_without_logs_the_status_stream_sends_logs_null(client: TestClient) -> None:
+    submitted = submit(client)
+    with client.stream("GET", submitted["status_url"] + "/stream", headers=KEY) as response:
+        events = [json.loads(line[len("data: ") :]) for line in response.iter_lines() if line.startswith("data: ")]
+    assert [event["status"] for event in events] == ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
+    assert [event.get("logs", "absent") for event in events] == ["absent", None, None]
 
 
 def test_the_status_stream_sends_keepalive_comments(make_client: ClientFactory) -> None:

@@ -111,7 +111,14 @@ async def status(request: Request) -> Response:
 
 
 async def stream_status(request: Request) -> Response:
-    """SSE: a `data:` event per change, a `: keepalive` comment every `stream_keepalive` seconds."""
+    """SSE: a `data:` event per change, a `: keepalive` comment every `stream_keepalive` seconds.
+
+    A change is a new status, a new `queue_position` or new log lines. With `logs=1` each event's `logs`
+    holds only the lines that are new since the previous event: @fal-ai/client 1.10.1 appends every
+    event's `logs` to those it already holds (`queue.js` `subscribeToStatus`, "accumulate logs to match
+    previous polling behavior"), so the lines it ends with are the list a poll shows.
+    Source: https://fal.ai/docs/inference-api/queue/status-stream.
+    """
     authenticate(request)
     emulator = emulator_of(request)
     app_path, request_id = request.path_params["app_path"], request.path_params["request_id"]
@@ -121,12 +128,19 @@ async def stream_status(request: Request) -> Response:
     keepalive = emulator.settings.stream_keepalive
 
     async def events() -> AsyncIterator[str]:
-        view, last_body, last_sent = first, None, time.monotonic()
+        view, last_body, sent_lines, last_sent = first, None, 0, time.monotonic()
         while True:
             body = status_body(view, base, with_logs=with_logs)
-            if body != last_body:
+            new_lines = view.logs[sent_lines:] if isinstance(body.get("logs"), list) else []
+            if body.get("logs") is not None:
+                body["logs"] = None  # compared without its lines: new lines are a change of their own
+            if body != last_body or new_lines:
+                last_body = dict(body)
+                if "logs" in body and with_logs:
+                    body["logs"] = new_lines
+                    sent_lines = len(view.logs)
                 yield f"data: {json.dumps(body)}\n\n"
-                last_body, last_sent = body, time.monotonic()
+                last_sent = time.monotonic()
             if view.status is Status.COMPLETED:
                 return
             if time.monotonic() - last_sent >= keepalive:

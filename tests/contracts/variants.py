@@ -257,6 +257,46 @@ def _stream_skips_completed(app: ASGIApp) -> ASGIApp:
     return wrapped
 
 
+def _rewrite_stream_events(change: Callable[[list[Any], dict[str, Any]], None]) -> Wrapper:
+    """Pass each `data:` event of a status stream through `change(lines_so_far, event)` (the emulator sends one
+    event per body message); `lines_so_far` holds every log line the stream's events carried before."""
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http" or not _path(scope).endswith("/status/stream"):
+                await app(scope, receive, send)
+                return
+            lines: list[Any] = []
+
+            async def rewrite(message: Message) -> None:
+                body = bytes(message.get("body", b""))
+                if message["type"] == "http.response.body" and body.startswith(b"data: "):
+                    event = json.loads(body[len(b"data: ") :])
+                    fresh = list(event["logs"]) if isinstance(event.get("logs"), list) else []
+                    change(lines, event)
+                    lines.extend(fresh)
+                    message = {**message, "body": f"data: {json.dumps(event)}\n\n".encode()}
+                await send(message)
+
+            await app(scope, receive, rewrite)
+
+        return wrapped
+
+    return wrap
+
+
+def _repeat_every_line(lines: list[Any], event: dict[str, Any]) -> None:
+    """Each event carries every line so far (a stream that repeats lines: the client shows them twice)."""
+    if isinstance(event.get("logs"), list):
+        event["logs"] = [*lines, *event["logs"]]
+
+
+def _keep_only_the_last_line(lines: list[Any], event: dict[str, Any]) -> None:
+    """Each event carries only its newest line: the client loses the others."""
+    if isinstance(event.get("logs"), list):
+        event["logs"] = event["logs"][-1:]
+
+
 def _not_h264(scope: Scope, message: Message) -> Message:
     """The media bytes are scrambled after the MP4 header: same length, not a decodable H.264 MP4."""
     if _path(scope).startswith("/files/") and message["type"] == "http.response.body":
@@ -335,6 +375,8 @@ def variants() -> dict[str, Variant]:
         "wrong_error_shape": _variant(rewrite_json(_wrong_error_shape), "fal_error_shape"),
         "sse_never_closes": _variant(_stream_never_closes, "sse_ends_at_completed"),
         "sse_skips_completed": _variant(_stream_skips_completed, "sse_ends_at_completed"),
+        "sse_repeats_log_lines": _variant(_rewrite_stream_events(_repeat_every_line), "sse_matches_polling"),
+        "sse_loses_log_lines": _variant(_rewrite_stream_events(_keep_only_the_last_line), "sse_matches_polling"),
         "mp4_dimensions_mismatch": _variant(
             rewrite_json(_swap_clip(r"^(\d+)x(\d+)_", lambda m: f"{m[2]}x{m[1]}_")), "media_dimensions"
         ),

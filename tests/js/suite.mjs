@@ -66,14 +66,52 @@ export function clientSuite(name, makeClient) {
       await assertVideo(result);
     });
 
+    it("subscribe (streaming) ends with the same log list as polling", async () => {
+      // The client appends each event's `logs` to what it holds, so each event must carry only new lines.
+      const fal = makeClient();
+      const streamed = [];
+      const streamedResult = await fal.subscribe(SEED_ENDPOINT, {
+        input: SEED_INPUT,
+        logs: true,
+        mode: "streaming",
+        onQueueUpdate: (update) => streamed.push(structuredClone(update)),
+      });
+      const polled = [];
+      await fal.subscribe(SEED_ENDPOINT, {
+        input: SEED_INPUT,
+        logs: true,
+        pollInterval: POLL_INTERVAL,
+        onQueueUpdate: (update) => polled.push(update),
+      });
+      const streamedLogs = streamed.at(-1).logs;
+      const polledLogs = polled.at(-1).logs;
+      assertLogs(streamedLogs);
+      assert.deepEqual(
+        streamedLogs.map((log) => log.message),
+        polledLogs.map((log) => log.message),
+      );
+      assert.equal(new Set(streamedLogs.map((log) => log.message)).size, streamedLogs.length, "no line twice");
+      // And exactly the list a poll of the same request shows, timestamps included.
+      const status = await fal.queue.status(SEED_ENDPOINT, { requestId: streamedResult.requestId, logs: true });
+      assert.deepEqual(streamedLogs, status.logs);
+    });
+
     it("queue.streamStatus yields each status and resolves done() with COMPLETED", async () => {
       const fal = makeClient();
       const { request_id: requestId } = await fal.queue.submit(SEED_ENDPOINT, { input: SEED_INPUT });
       const stream = await fal.queue.streamStatus(SEED_ENDPOINT, { requestId, logs: true });
       const seen = [];
-      for await (const event of stream) seen.push(event.status);
+      const lines = [];
+      for await (const event of stream) {
+        seen.push(event.status);
+        if (Array.isArray(event.logs)) lines.push(...event.logs);
+      }
       const done = await stream.done();
       assert.equal(done.status, "COMPLETED");
+      // Each event's logs are the lines new since the event before: together, the list a poll shows.
+      const polled = await fal.queue.status(SEED_ENDPOINT, { requestId, logs: true });
+      assertLogs(lines);
+      assert.deepEqual(lines, polled.logs);
       assert.deepEqual(
         seen.filter((status, i) => status !== seen[i - 1]),
         ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"],
