@@ -132,22 +132,47 @@ class EmulatorControl:
 
     # -- scripted outcomes (a FIFO per endpoint) -----------------------------------------------
 
-    def script(self, endpoint_id: str, scenarios: list[str]) -> None:
-        """Queue one scenario per coming submit to `endpoint_id` (`"*"`: any endpoint), in order.
+    def script(
+        self, endpoint_id: str, scenarios: list[str], *, route: str = "submit", request_id: str | None = None
+    ) -> None:
+        """Queue one scenario per coming call, in order.
 
-        A scenario is any error type (`"content_policy_violation"`), a rejection (`"rate_limited"`),
-        a policy or latency token, or `"ok"`; several tokens join with commas (see fal_emulator.scenarios).
+        `route` is `"submit"` (default: a submit to `endpoint_id`, `"*"` for any, or its `fal.run`),
+        `"status"` (a status poll), `"stream"` (a status stream), `"result"` or `"cancel"`; for those four the
+        calls are about requests submitted to `endpoint_id`, or only `request_id` when given. A scenario is
+        any error type (`"content_policy_violation"`), a rejection (`"rate_limited"`, `"ingress_503"`,
+        `"timeout_408"`, `"conflict_409"`), a latency token, `"drop"` or `"ok"` (a normal answer); at submit
+        also a policy; several tokens join with commas (see fal_emulator.scenarios).
+
+        Raises ControlError 400 for a bad token or a token that cannot meet that route (a policy on a status
+        poll), 404 for an unknown endpoint or request id.
         """
-        self._call("POST", "/_emulator/outcomes", json={"endpoint_id": endpoint_id, "outcomes": list(scenarios)})
+        payload: dict[str, Any] = {"endpoint_id": endpoint_id, "outcomes": list(scenarios), "route": route}
+        if request_id is not None:
+            payload["request_id"] = request_id
+        self._call("POST", "/_emulator/outcomes", json=payload)
 
-    def fail_next(self, scenario: str, endpoint_id: str = ANY_ENDPOINT, times: int = 1) -> None:
-        """The next `times` submits to `endpoint_id` meet `scenario` (an error type or any scenario)."""
+    def fail_next(
+        self,
+        scenario: str,
+        endpoint_id: str = ANY_ENDPOINT,
+        times: int = 1,
+        *,
+        route: str = "submit",
+        request_id: str | None = None,
+    ) -> None:
+        """The next `times` calls to `route` meet `scenario`, then calls are answered normally again.
+
+        `fail_next("ingress_503", times=2, route="status", request_id=rid)`: the next 2 status polls of `rid`
+        get an nginx 503 (fal_client retries them). Defaults: the next submit to any endpoint. See `script`.
+        """
         if times < 1:
             raise ValueError(f"times must be >= 1, got {times}")
-        self.script(endpoint_id, [scenario] * times)
+        self.script(endpoint_id, [scenario] * times, route=route, request_id=request_id)
 
     def outcomes(self) -> dict[str, int]:
-        """How many scripted outcomes wait, per endpoint id (or `"*"`)."""
+        """How many scripted outcomes wait: per endpoint id (or `"*"`) for submits, and as `"route:selector"`
+        (`"status:*"`, `"result:<request id>"`) for the other routes."""
         result: dict[str, int] = self._call("GET", "/_emulator/outcomes")
         return result
 

@@ -8,6 +8,7 @@ the `prompt_scenarios` setting is on, written in the prompt as `[[fal-emulator:T
     unauthorized | locked             submit is answered at once with 401 / 403 (fal's bodies)
     rate_limited                      submit is answered at once with 429 `concurrent_requests_limit`
     queue_full                        submit is answered at once with 429 (as `fal_max_queue_length`)
+    timeout_408 | conflict_409        submit is answered at once with 408 / 409 (fal_client retries both)
     ingress_502 | ingress_503 | ingress_504
                                       an nginx-style gateway error with no `x-fal-request-id` (clients retry)
     instant | manual | realistic | polls:N | timed:Q,R
@@ -17,6 +18,12 @@ the `prompt_scenarios` setting is on, written in the prompt as `[[fal-emulator:T
     drop                              close the connection without a complete answer
     truncate | slow                   the output MP4 is served cut in half / in slow small chunks
     ok                                a plain success (useful in a scripted FIFO)
+
+Scenarios also reach the other queue routes (`ROUTES`: a status poll, the status stream, a result fetch, a
+cancel), one per call: there a scenario is what that one call meets instead of its normal answer: a rejection
+(`ingress_503`, `timeout_408`, `rate_limited`, ...), an error type (the call answers with that error at once),
+`latency:…`, `drop` or `ok`. `for_route` refuses the tokens that only describe a request (policies, `truncate`,
+`slow`, `queue_full`).
 
 Unknown tokens raise ScenarioError, which the HTTP layer answers as 400 `bad_request`.
 """
@@ -29,7 +36,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from fal_emulator.errors import AuthenticationError, FalError, RequestError
+from fal_emulator.errors import AuthenticationError, FalError, GatewayError, RequestError
 from fal_emulator.failures import FAILURES, Failure
 from fal_emulator.queue import PRESETS, Policy
 
@@ -78,8 +85,18 @@ class Scenario:
         return self == Scenario()
 
 
-def rejection_error(name: str) -> FalError:
-    """The answer to a submit rejected at once by scenario `name` (see the module docstring)."""
+def rejection_error(name: str) -> FalError | GatewayError:
+    """The answer to a call rejected at once by scenario `name` (see the module docstring).
+
+    408 and 409 bodies are undocumented: they take the `{"detail": reason phrase}` shape of fal's apps
+    (FastAPI's HTTPException); fal_client 1.0.3 retries both (`RETRY_CODES`), @fal-ai/client 1.10.1 neither.
+    """
+    if name in INGRESS:
+        code = INGRESS[name]
+        return GatewayError(code, INGRESS_BODY.format(code=f"{code} Bad Gateway" if code == 502 else code))
+    if name in STATUS_REJECTIONS:
+        code, detail = STATUS_REJECTIONS[name]
+        return FalError({"detail": detail}, status_code=code)
     if name == "unauthorized":
         return AuthenticationError("No user found for Key ID and Secret")
     if name == "locked":
@@ -100,7 +117,37 @@ def queue_full(limit: int) -> FalError:
                     status_code=429)  # fmt: skip
 
 
-REJECTIONS = ("unauthorized", "locked", "rate_limited", "queue_full", *INGRESS)
+STATUS_REJECTIONS = {"timeout_408": (408, "Request Timeout"), "conflict_409": (409, "Conflict")}
+REJECTIONS = ("unauthorized", "locked", "rate_limited", "queue_full", *STATUS_REJECTIONS, *INGRESS)
+
+Route = Literal["submit", "status", "stream", "result", "cancel"]
+ROUTES: tuple[Route, ...] = ("submit", "status", "stream", "result", "cancel")
+SUBMIT_ONLY_REJECTIONS = frozenset({"queue_full"})
+
+
+def for_route(scenario: Scenario, route: str, text: str = "") -> Scenario:
+    """`scenario` as a call to `route` meets it. Raises ScenarioError for an unknown route, or for a token that
+    describes a request (a policy, `truncate`, `slow`, `queue_full`) on a route other than submit."""
+    if route not in ROUTES:
+        raise ScenarioError(f"unknown route {route!r}: use one of {', '.join(ROUTES)}")
+    if route == "submit":
+        return scenario
+    if scenario.policy is not None or scenario.faults - {"drop"} or scenario.rejection in SUBMIT_ONLY_REJECTIONS:
+        raise ScenarioError(
+            f"scenario {text or scenario!r} cannot meet a {route} call: there use a rejection "
+            f"({', '.join(name for name in REJECTIONS if name not in SUBMIT_ONLY_REJECTIONS)}), an error type, "
+            "latency:…, drop or ok"
+        )
+    return scenario
+
+
+def call_error(scenario: Scenario) -> FalError | GatewayError | None:
+    """What a status poll, stream, result fetch or cancel answers instead of its normal answer, if anything."""
+    if scenario.rejection:
+        return rejection_error(scenario.rejection)
+    if scenario.failure is not None:
+        return scenario.failure.error()
+    return None
 
 
 def _number(text: str, token: str) -> float:

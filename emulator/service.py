@@ -15,7 +15,7 @@ from typing import Any
 
 from fal_emulator.catalog import Catalog, Endpoint, app_id_of
 from fal_emulator.clock import VirtualClock
-from fal_emulator.errors import ConnectionDrop, GatewayError, NotFound, RequestError
+from fal_emulator.errors import ConnectionDrop, NotFound, RequestError, RequestNotFound
 from fal_emulator.failures import FAILURES
 from fal_emulator.ids import IdSource
 from fal_emulator.inputs import check_input_images
@@ -23,9 +23,11 @@ from fal_emulator.journal import Journal
 from fal_emulator.media import MediaLibrary
 from fal_emulator.queue import Outcome, Policy, Queue, StatusView, Store
 from fal_emulator.scenarios import (
-    INGRESS,
-    INGRESS_BODY,
+    ROUTES,
+    SUBMIT_ONLY_REJECTIONS,
     Scenario,
+    ScenarioError,
+    for_route,
     parse_scenario,
     queue_full,
     rejection_error,
@@ -106,6 +108,8 @@ class Emulator:
         self.journal = Journal(self.clock)
         self.uploads = Uploads(settings.state_dir / "uploads", self.answer_ids)
         self.outcomes: dict[str, deque[Scenario]] = {}  # endpoint id (or "*") -> scripted scenarios, FIFO
+        # (route, endpoint id | "*" | request id) -> what the next calls to that route meet, FIFO (not submit)
+        self.route_outcomes: dict[tuple[str, str], deque[Scenario]] = {}
         self.policies: dict[str, Policy] = {}  # endpoint id -> progression policy
         self._validators = {endpoint.endpoint_id: InputValidator(endpoint.input_schema) for endpoint in catalog}
         self._output_cache: dict[tuple[str, str], dict[str, Any]] = {}
@@ -117,6 +121,7 @@ class Emulator:
         self.journal.clear()
         self.uploads.reset()
         self.outcomes.clear()
+        self.route_outcomes.clear()
         self.policies.clear()
         self.queue.policy = self.settings.progression
         self.clock.unfreeze()
@@ -146,6 +151,55 @@ class Emulator:
         queue = self.outcomes.setdefault(endpoint_id, deque())
         queue.extend(scripted)
         return len(queue)
+
+    def script_route(
+        self, route: str, tokens: list[str], *, endpoint_id: str = ANY_ENDPOINT, request_id: str | None = None
+    ) -> int:
+        """Queue what the next calls to `route` (`status`, `stream`, `result`, `cancel`; `submit`: see
+        `script_outcomes`) meet, one scenario per call: for calls about `request_id`, else about requests
+        submitted to `endpoint_id` (`"*"`: any). Returns that queue's length.
+
+        Raises ScenarioError (a bad token or route, or a token that cannot meet that route), NotFound (an
+        unknown endpoint) and RequestNotFound (an unknown request id).
+        """
+        if route == "submit":
+            if request_id is not None:
+                raise ScenarioError("a submit has no request id yet: script submits by endpoint_id")
+            return self.script_outcomes(endpoint_id, tokens)
+        scripted = [for_route(parse_scenario(token), route, token) for token in tokens]
+        if request_id is not None:
+            if self.store.get(request_id) is None:
+                raise RequestNotFound(request_id)
+            selector = request_id
+        else:
+            selector = endpoint_id if endpoint_id == ANY_ENDPOINT else self.endpoint(endpoint_id).endpoint_id
+        queue = self.route_outcomes.setdefault((route, selector), deque())
+        queue.extend(scripted)
+        return len(queue)
+
+    def scripted_counts(self) -> dict[str, int]:
+        """Scripted scenarios waiting: `{endpoint id or "*": n}` for submits, `{"route:selector": n}` for the
+        other routes (selector: an endpoint id, `"*"` or a request id)."""
+        counts = {key: len(queue) for key, queue in self.outcomes.items() if queue}
+        counts.update({f"{route}:{key}": len(queue) for (route, key), queue in self.route_outcomes.items() if queue})
+        return counts
+
+    def call_scenario(self, route: str, request_id: str, header: str | None) -> Scenario:
+        """What one call to `route` about `request_id` meets: the `X-Fal-Emulator-Scenario` header's rejection
+        (its latency and drop are the HTTP layer's; its error types and policies describe a request and act only
+        at submit), else the next scripted scenario for that request, its endpoint or any endpoint. Raises
+        ScenarioError for a bad header or route."""
+        if route not in ROUTES or route == "submit":
+            raise ScenarioError(f"unknown route {route!r}")
+        if header:
+            rejection = parse_scenario(header).rejection
+            return Scenario(rejection=None if rejection in SUBMIT_ONLY_REJECTIONS else rejection)
+        found = self.store.get(request_id) if self.route_outcomes else None
+        for selector in (request_id, found.endpoint_id if found else None, ANY_ENDPOINT):
+            queue = self.route_outcomes.get((route, selector)) if selector else None
+            if queue:
+                return queue.popleft()
+        return Scenario()
 
     def _scenario(self, endpoint: Endpoint, options: SubmitOptions) -> Scenario:
         if options.scenario:
@@ -203,9 +257,6 @@ class Emulator:
                 raise ConnectionDrop()
             if scenario.latency is not None:
                 delay = scenario.latency.sample(self.random)
-        if scenario.rejection in INGRESS:
-            code = INGRESS[scenario.rejection]
-            raise GatewayError(code, INGRESS_BODY.format(code=f"{code} Bad Gateway" if code == 502 else code))
         if scenario.rejection:
             raise rejection_error(scenario.rejection)
         if options.max_queue_length is not None and self.queue.queued_count(endpoint.app_id) > options.max_queue_length:

@@ -91,7 +91,7 @@ def test_summary_parses_node_tap_output() -> None:
 
 
 def test_node_test_files_are_found() -> None:
-    assert {"middleware.test.mjs", "proxy.test.mjs", "errors.test.mjs"} <= set(NODE_TEST_FILES)
+    assert {"middleware.test.mjs", "proxy.test.mjs", "errors.test.mjs", "retries.test.mjs"} <= set(NODE_TEST_FILES)
 
 
 def test_client_is_pinned() -> None:

@@ -8,8 +8,9 @@
     POST   /_emulator/clock        {"advance"?: s, "freeze"?: bool, "scale"?: x}
     GET    /_emulator/policy                       {"default": "...", "endpoints": {id: "..."}}
     PUT    /_emulator/policy       {"policy": "polls:2", "endpoint_id"?: id}
-    GET    /_emulator/outcomes                     {endpoint id or "*": [scenario, ...]}
-    POST   /_emulator/outcomes     {"endpoint_id"?: id|"*", "outcomes": ["content_policy_violation", "ok", ...]}
+    GET    /_emulator/outcomes                     {endpoint id or "*": n, "route:selector": n} scripted, waiting
+    POST   /_emulator/outcomes     {"endpoint_id"?: id|"*", "route"?: "submit"|"status"|"stream"|"result"|"cancel",
+                                    "request_id"?: id, "outcomes": ["content_policy_violation", "ok", ...]}
     DELETE /_emulator/outcomes
     GET    /_emulator/journal?kind=&method=&path=&status=&request_id=
     DELETE /_emulator/journal
@@ -174,10 +175,14 @@ async def outcomes(request: Request) -> Response:
         tokens = payload.get("outcomes")
         if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
             raise bad_request("'outcomes' must be a list of scenario strings")
-        emulator.script_outcomes(str(payload.get("endpoint_id") or "*"), tokens)
+        route, request_id = payload.get("route", "submit"), payload.get("request_id")
+        if not isinstance(route, str) or not (request_id is None or isinstance(request_id, str)):
+            raise bad_request("'route' and 'request_id' must be strings")
+        emulator.script_route(route, tokens, endpoint_id=str(payload.get("endpoint_id") or "*"), request_id=request_id)
     elif request.method == "DELETE":
         emulator.outcomes.clear()
-    return JSONResponse({key: len(queue) for key, queue in emulator.outcomes.items() if queue})
+        emulator.route_outcomes.clear()
+    return JSONResponse(emulator.scripted_counts())
 
 
 async def journal(request: Request) -> Response:

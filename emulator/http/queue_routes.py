@@ -23,11 +23,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from fal_emulator.errors import FalError, ModelError, RequestError, error_item
+from fal_emulator.errors import ConnectionDrop, FalError, ModelError, RequestError, error_item
 from fal_emulator.http.auth import authenticate
 from fal_emulator.http.rendering import REQUEST_ID_HEADER, base_url, emulator_of, fal_json, status_body
 from fal_emulator.queue import Status, StatusView
-from fal_emulator.scenarios import HEADER as SCENARIO_HEADER
+from fal_emulator.scenarios import HEADER as SCENARIO_HEADER, call_error
 from fal_emulator.service import SubmitOptions
 
 STREAM_TICK = 0.05  # seconds between two looks at a streamed request
@@ -81,6 +81,23 @@ def submit_options(request: Request) -> SubmitOptions:
     )
 
 
+async def meet_faults(request: Request, route: str) -> None:
+    """What this call meets before its normal answer (see `Emulator.call_scenario`): a scripted delay, a dropped
+    connection, a gateway error or a fal error. Faults act before authentication, as fal's gateway's do.
+
+    Raises ConnectionDrop, GatewayError, FalError, or ScenarioError for a bad scenario header.
+    """
+    emulator = emulator_of(request)
+    scenario = emulator.call_scenario(route, request.path_params["request_id"], request.headers.get(SCENARIO_HEADER))
+    if scenario.latency is not None:
+        await asyncio.sleep(scenario.latency.sample(emulator.random))
+    if "drop" in scenario.faults:
+        raise ConnectionDrop()
+    error = call_error(scenario)
+    if error is not None:
+        raise error
+
+
 async def _enqueue(request: Request) -> tuple[StatusView, SubmitOptions]:
     """Authenticate, validate and enqueue the request's body; waits out a scripted latency."""
     authenticate(request)
@@ -102,6 +119,7 @@ async def submit(request: Request) -> Response:
 
 
 async def status(request: Request) -> Response:
+    await meet_faults(request, "status")
     authenticate(request)
     request_id = request.path_params["request_id"]
     with_logs = wants_logs(request)
@@ -119,6 +137,7 @@ async def stream_status(request: Request) -> Response:
     previous polling behavior"), so the lines it ends with are the list a poll shows.
     Source: https://fal.ai/docs/inference-api/queue/status-stream.
     """
+    await meet_faults(request, "stream")
     authenticate(request)
     emulator = emulator_of(request)
     app_path, request_id = request.path_params["app_path"], request.path_params["request_id"]
@@ -154,6 +173,7 @@ async def stream_status(request: Request) -> Response:
 
 
 async def result(request: Request) -> Response:
+    await meet_faults(request, "result")
     authenticate(request)
     request_id = request.path_params["request_id"]
     outcome = emulator_of(request).result(request.path_params["app_path"], request_id)
@@ -161,6 +181,7 @@ async def result(request: Request) -> Response:
 
 
 async def cancel(request: Request) -> Response:
+    await meet_faults(request, "cancel")
     authenticate(request)
     request_id = request.path_params["request_id"]
     answer = emulator_of(request).cancel(request.path_params["app_path"], request_id)

@@ -1,0 +1,138 @@
+"""fal_client 1.0.3's retry rules on status polls, result fetches and cancels, against scripted faults over real
+sockets; every count of attempts comes from the emulator's journal.
+
+fal_client `_maybe_retry_request` (status, result and cancel alike): up to MAX_ATTEMPTS = 10 attempts; it
+retries 408, 409 and 429, and a 502/503/504 only when it looks like fal's ingress (no `x-fal-request-id`,
+"nginx" in the body); never a 504 with `X-Fal-Request-Timeout-Type`. Delays are 0.1 s x 2^(n-1) x U(0.5, 1.5).
+Each test below waits at most three of those delays (about 0.1 to 0.45 s); the one that exhausts all ten
+attempts replaces the `time` module fal_client's retry loop sleeps with, so it waits none of the 51 s.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import pytest
+
+from fal_emulator.control import EmulatorControl
+from fal_emulator.testing import EmulatorProcess
+from tests.conftest import SEED_REQUESTS, imported_fal_client
+
+ENDPOINT = "fal-ai/veo3/image-to-video"
+ARGUMENTS = SEED_REQUESTS[ENDPOINT]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    with EmulatorProcess(tmp_path_factory.mktemp("state"), policy="instant") as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def fal(server: EmulatorProcess) -> Iterator[ModuleType]:
+    with imported_fal_client(server) as module:
+        yield module
+
+
+@pytest.fixture
+def control(server: EmulatorProcess) -> Iterator[EmulatorControl]:
+    assert server.listening is not None
+    with EmulatorControl(server.listening.http_url) as control:
+        control.reset()
+        yield control
+
+
+def codes(control: EmulatorControl, request_id: str, suffix: str) -> list[int]:
+    """The status code of every call whose path is `…/requests/{request_id}{suffix}`, oldest first."""
+    path = f"/requests/{request_id}{suffix}"
+    return [entry["status"] for entry in control.journal(kind="http") if entry["path"].endswith(path)]
+
+
+RETRIED = {"ingress_502": 502, "ingress_503": 503, "ingress_504": 504, "timeout_408": 408, "conflict_409": 409,
+           "rate_limited": 429}  # fmt: skip
+NOT_RETRIED = {
+    "runner_disconnected": 503,  # fal's own 503: it carries x-fal-request-id
+    "internal_server_error": 500,
+    "request_timeout": 504,  # fal's own 504, with x-fal-request-id
+    "unauthorized": 401,
+}
+
+
+@pytest.mark.parametrize("token", sorted(RETRIED))
+def test_a_status_poll_answered_408_409_429_or_ingress_5xx_is_retried(
+    fal: Any, control: EmulatorControl, token: str
+) -> None:
+    handle = fal.submit(ENDPOINT, arguments=ARGUMENTS)
+    control.fail_next(token, route="status", request_id=handle.request_id)
+    assert handle.get()["video"]["content_type"] == "video/mp4"
+    assert codes(control, handle.request_id, "/status") == [RETRIED[token], 200]
+
+
+@pytest.mark.parametrize("token", sorted(NOT_RETRIED))
+def test_a_status_poll_answered_with_fals_own_error_is_not_retried(
+    fal: Any, control: EmulatorControl, token: str
+) -> None:
+    handle = fal.submit(ENDPOINT, arguments=ARGUMENTS)
+    control.fail_next(token, route="status", request_id=handle.request_id)
+    with pytest.raises(fal.FalClientHTTPError) as caught:
+        handle.get()
+    assert caught.value.status_code == NOT_RETRIED[token]
+    assert codes(control, handle.request_id, "/status") == [NOT_RETRIED[token]]
+
+
+def test_subscribe_rides_out_two_ingress_503s_on_its_polls(fal: Any, control: EmulatorControl) -> None:
+    """The issue's example: the next 2 status polls of this request get an ingress 503, then normal answers."""
+    seen: list[str] = []
+
+    def script_polls(request_id: str) -> None:  # called between submit and the first poll
+        seen.append(request_id)
+        control.fail_next("ingress_503", times=2, route="status", request_id=request_id)
+
+    output = fal.subscribe(ENDPOINT, arguments=ARGUMENTS, on_enqueue=script_polls, on_queue_update=lambda _: None)
+    assert output["video"]["file_name"] == "1280x720_8s_audio.mp4"
+    assert codes(control, seen[0], "/status")[:3] == [503, 503, 200]
+
+
+def test_a_status_poll_is_tried_at_most_ten_times(
+    fal: Any, control: EmulatorControl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(fal.client, "time", SimpleNamespace(sleep=slept.append, time=time.time))
+    handle = fal.submit(ENDPOINT, arguments=ARGUMENTS)
+    control.fail_next("ingress_503", times=11, route="status", request_id=handle.request_id)
+    with pytest.raises(fal.FalClientHTTPError) as caught:
+        handle.status()
+    assert caught.value.status_code == 503
+    assert codes(control, handle.request_id, "/status") == [503] * 10
+    assert control.outcomes() == {f"status:{handle.request_id}": 1}  # the eleventh was never asked for
+    # The backoff fal_client asked for: 0.1 s x 2^(n-1), jittered by U(0.5, 1.5), nine times.
+    assert len(slept) == 9
+    for n, delay in enumerate(slept, start=1):
+        assert 0.05 * 2 ** (n - 1) <= delay <= 0.15 * 2 ** (n - 1)
+
+
+def test_a_result_fetch_is_retried_like_a_poll(fal: Any, control: EmulatorControl) -> None:
+    handle = fal.submit(ENDPOINT, arguments=ARGUMENTS)
+    control.script(ENDPOINT, ["ingress_504", "conflict_409"], route="result", request_id=handle.request_id)
+    assert handle.get()["video"]["content_type"] == "video/mp4"
+    assert codes(control, handle.request_id, "") == [504, 409, 200]
+
+
+def test_a_result_fetch_answered_500_is_not_retried(fal: Any, control: EmulatorControl) -> None:
+    handle = fal.submit(ENDPOINT, arguments=ARGUMENTS)
+    control.fail_next("runner_server_error", route="result", request_id=handle.request_id)
+    with pytest.raises(fal.FalClientHTTPError) as caught:
+        handle.get()
+    assert (caught.value.status_code, caught.value.error_type) == (500, "runner_server_error")
+    assert codes(control, handle.request_id, "") == [500]
+
+
+def test_a_cancel_is_retried_too(fal: Any, control: EmulatorControl) -> None:
+    handle = fal.submit(ENDPOINT, arguments=ARGUMENTS, headers={"X-Fal-Emulator-Scenario": "manual"})
+    control.script(ENDPOINT, ["rate_limited", "timeout_408"], route="cancel", request_id=handle.request_id)
+    handle.cancel()
+    assert codes(control, handle.request_id, "/cancel") == [429, 408, 202]
+    assert isinstance(handle.status(), fal.Completed)
