@@ -17,13 +17,15 @@ the `prompt_scenarios` setting is on, written in the prompt as `[[fal-emulator:T
                                       delay the answer by S seconds (or a seeded draw, seconds)
     drop                              close the connection without a complete answer
     truncate | slow                   the output MP4 is served cut in half / in slow small chunks
+    payload_error                     the webhook's payload could not be serialised: `payload: null` and
+                                      `payload_error` (the result itself is unchanged)
     ok                                a plain success (useful in a scripted FIFO)
 
 Scenarios also reach the other queue routes (`ROUTES`: a status poll, the status stream, a result fetch, a
 cancel), one per call: there a scenario is what that one call meets instead of its normal answer: a rejection
 (`ingress_503`, `timeout_408`, `rate_limited`, ...), an error type (the call answers with that error at once),
 `latency:…`, `drop` or `ok`. `for_route` refuses the tokens that only describe a request (policies, `truncate`,
-`slow`, `queue_full`).
+`slow`, `payload_error`, `queue_full`).
 
 Unknown tokens raise ScenarioError, which the HTTP layer answers as 400 `bad_request`.
 """
@@ -43,7 +45,7 @@ from fal_emulator.queue import PRESETS, Policy
 HEADER = "x-fal-emulator-scenario"
 PROMPT_TOKEN = re.compile(r"\[\[fal-emulator:([^\]]+)\]\]")
 
-Fault = Literal["drop", "truncate", "slow"]
+Fault = Literal["drop", "truncate", "slow", "payload_error"]
 INGRESS = {"ingress_502": 502, "ingress_503": 503, "ingress_504": 504}
 INGRESS_BODY = (
     "<html><head><title>{code}</title></head><body><center><h1>{code}</h1></center>"
@@ -215,7 +217,7 @@ def parse_scenario(text: str) -> Scenario:
                 failure = FAILURES[token]
             else:
                 rejection = token
-        elif token in ("drop", "truncate", "slow"):
+        elif token in ("drop", "truncate", "slow", "payload_error"):
             faults.add(token)  # type: ignore[arg-type]
         elif name == "latency" and arg:
             latency = _latency(token, arg)
@@ -227,7 +229,7 @@ def parse_scenario(text: str) -> Scenario:
         else:
             raise ScenarioError(
                 f"unknown scenario {token!r}: use an error type ({', '.join(sorted(FAILURES))}), "
-                f"{', '.join(REJECTIONS)}, a policy, latency:…, drop, truncate, slow or ok"
+                f"{', '.join(REJECTIONS)}, a policy, latency:…, drop, truncate, slow, payload_error or ok"
             )
     return Scenario(failure, rejection, policy, latency, frozenset(faults))
 

@@ -84,10 +84,12 @@ def make_store(settings: Settings) -> Store:
 
 @dataclass(frozen=True)
 class Submission:
-    """A submitted request as submitted, and the seconds its answer waits (a scripted `latency:…`)."""
+    """A submitted request as submitted, the seconds its answer waits (a scripted `latency:…`) and the
+    scenario it met (what its webhook needs: `payload_error`)."""
 
     view: StatusView
     delay: float = 0.0
+    scenario: Scenario = Scenario()
 
 
 class Emulator:
@@ -276,7 +278,7 @@ class Emulator:
             start_timeout=options.start_timeout,
             webhook_url=options.webhook_url,
         )
-        return Submission(view, delay)
+        return Submission(view, delay, scenario)
 
     def requests(self) -> list[Any]:
         """Every request the store holds, oldest first."""

@@ -11,10 +11,11 @@ of the emulator's clock) and `X-Fal-Webhook-Signature`: the hex Ed25519 signatur
 `request_id + "\\n" + user_id + "\\n" + timestamp + "\\n" + sha256_hex(body)`. The public key is served
 as a JWKS at `/.well-known/jwks.json` (`kty: OKP`, `crv: Ed25519`, `x`: base64url).
 
-Delivery: a 2xx acknowledges; a failure is retried with backoff on the emulator's clock (15 s, 30 s,
-60 s, … capped at 10 minutes, at most 31 retries, and never later than one hour after completion); a
-3xx is a permanent failure. Targets must be loopback or listed in the `webhook_allow` setting.
-Every attempt is recorded in `deliveries` and the journal.
+Delivery: a 2xx acknowledges; a failure is retried 10 times over 2 hours (docs.fal.ai, model endpoints ->
+webhooks: "retry 10 times in the span of 2 hours"), on the emulator's clock: 7 s after the first attempt,
+then each wait twice the one before (7, 14, 28, … 3584 s: the tenth retry comes 7161 s after the first
+attempt), never later than 2 hours after completion; a 3xx is a permanent failure. Targets must be
+loopback or listed in the `webhook_allow` setting. Every attempt is recorded in `deliveries` and the journal.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ from fal_emulator.service import Emulator
 
 USER_ID = "fal-emulator-user"
 TICK = 0.05  # seconds between two looks at pending deliveries
-MAX_RETRIES = 31
-RETRY_WINDOW = 3600.0  # seconds after completion
+MAX_RETRIES = 10
+RETRY_WINDOW = 7200.0  # seconds after completion
+FIRST_RETRY_DELAY = 7.0  # seconds; each later wait doubles: 10 retries within RETRY_WINDOW
 FIRST_TIMEOUT, RETRY_TIMEOUT = 15.0, 120.0  # seconds per attempt
 
 
@@ -81,14 +83,30 @@ class Signer:
         }
 
 
-def payload(request_id: str, outcome: Outcome) -> dict[str, Any]:
-    """fal's webhook body for a completed request."""
+# (inferred wording) fal documents only that `payload` is null and `payload_error` holds the details.
+PAYLOAD_ERROR = (
+    "Response payload is not JSON serializable. Either return a JSON serializable object or use the queue "
+    "endpoint to retrieve the response."
+)
+
+
+def payload(request_id: str, outcome: Outcome, *, payload_error: bool = False) -> dict[str, Any]:
+    """fal's webhook body for a completed request. With `payload_error` (the `payload_error` scenario) the
+    payload could not be serialised: `payload` is null and `payload_error` says why; the status stays OK or
+    ERROR as the outcome is ("Payload errors", https://fal.ai/docs/model-endpoints/webhooks)."""
     body: dict[str, Any] = {"request_id": request_id, "gateway_request_id": request_id}
     if outcome.ok:
         body.update(status="OK", payload=outcome.body)
     else:
         body.update(status="ERROR", error=f"Invalid status code: {outcome.status_code}", payload=outcome.body)
+    if payload_error:
+        body.update(payload=None, payload_error=PAYLOAD_ERROR)
     return body
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds from attempt number `attempts` (1 = the first) to the next: 7 s, then doubling."""
+    return FIRST_RETRY_DELAY * 2.0 ** (attempts - 1)
 
 
 def allowed(url: str, allow: tuple[str, ...]) -> bool:
@@ -111,6 +129,7 @@ class Pending:
     url: str
     attempts: int = 0
     next_at: float = 0.0
+    payload_error: bool = False
 
 
 class Webhooks:
@@ -122,8 +141,8 @@ class Webhooks:
         self.deliveries: list[dict[str, Any]] = []
         self._pending: dict[str, Pending] = {}
 
-    def watch(self, request_id: str, url: str) -> None:
-        self._pending[request_id] = Pending(request_id, url)
+    def watch(self, request_id: str, url: str, *, payload_error: bool = False) -> None:
+        self._pending[request_id] = Pending(request_id, url, payload_error=payload_error)
 
     def reset(self) -> None:
         self._pending.clear()
@@ -146,7 +165,7 @@ class Webhooks:
     async def _attempt(self, client: httpx.AsyncClient, pending: Pending, now: float) -> None:
         request = self.emulator.store.get(pending.request_id)
         assert request is not None and request.completed_at is not None
-        body = json.dumps(payload(pending.request_id, request.outcome)).encode()
+        body = json.dumps(payload(pending.request_id, request.outcome, payload_error=pending.payload_error)).encode()
         pending.attempts += 1
         record: dict[str, Any] = {"request_id": pending.request_id, "url": redact_url(pending.url),
                                   "attempt": pending.attempts}  # fmt: skip
@@ -165,7 +184,7 @@ class Webhooks:
             except httpx.HTTPError as exc:
                 record.update(status=None, error=f"{type(exc).__name__}: {exc}")
                 retry = True
-        delay = min(15.0 * 2 ** (pending.attempts - 1), 600.0)
+        delay = retry_delay(pending.attempts)
         if retry and pending.attempts <= MAX_RETRIES and now + delay <= request.completed_at + RETRY_WINDOW:
             pending.next_at = now + delay
             record["next_attempt_in"] = delay

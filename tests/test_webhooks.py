@@ -129,15 +129,15 @@ def test_failed_deliveries_retry_with_backoff_on_the_emulator_clock(emulator: Te
     emulator.post("/_emulator/clock", json={"freeze": True})
     submitted = submit(emulator, receiver.url)
     receiver.next()
-    emulator.post("/_emulator/clock", json={"advance": 15})
+    emulator.post("/_emulator/clock", json={"advance": 7})
     receiver.next()
-    emulator.post("/_emulator/clock", json={"advance": 30})
+    emulator.post("/_emulator/clock", json={"advance": 14})
     headers, body = receiver.next()
     assert verify(headers, body, emulator.get("/.well-known/jwks.json").json())
     attempts = deliveries(emulator, 3)  # the third is recorded right after the receiver answered
     assert [(a["attempt"], a["status"], a.get("next_attempt_in")) for a in attempts] == [
-        (1, 500, 15.0),
-        (2, 503, 30.0),
+        (1, 500, 7.0),
+        (2, 503, 14.0),
         (3, 200, None),
     ]
     journal = emulator.get("/_emulator/journal", params={"kind": "webhook"}).json()

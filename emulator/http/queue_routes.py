@@ -26,9 +26,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from fal_emulator.errors import ConnectionDrop, FalError, ModelError, RequestError, error_item
 from fal_emulator.http.auth import authenticate
 from fal_emulator.http.rendering import REQUEST_ID_HEADER, base_url, emulator_of, fal_json, status_body
-from fal_emulator.queue import Status, StatusView
+from fal_emulator.queue import Status
 from fal_emulator.scenarios import HEADER as SCENARIO_HEADER, call_error
-from fal_emulator.service import SubmitOptions
+from fal_emulator.service import Submission, SubmitOptions
 
 STREAM_TICK = 0.05  # seconds between two looks at a streamed request
 RUN_TICK = 0.02  # seconds between two looks at a synchronous request
@@ -98,22 +98,26 @@ async def meet_faults(request: Request, route: str) -> None:
         raise error
 
 
-async def _enqueue(request: Request) -> tuple[StatusView, SubmitOptions]:
+async def _enqueue(request: Request) -> tuple[Submission, SubmitOptions]:
     """Authenticate, validate and enqueue the request's body; waits out a scripted latency."""
     authenticate(request)
     options = submit_options(request)
     body = await request.body()
     submission = emulator_of(request).submit(request.path_params["endpoint_id"], body, base_url(request), options)
     await asyncio.sleep(submission.delay)
-    return submission.view, options
+    return submission, options
 
 
 async def submit(request: Request) -> Response:
+    """Submit. With `fal_webhook` the answer also carries `gateway_request_id`, equal to `request_id` (it
+    names the last attempt, and there has been one; https://fal.ai/docs/model-endpoints/webhooks)."""
     _not_a_queue_path(request.path_params["endpoint_id"])
-    view, options = await _enqueue(request)
+    submission, options = await _enqueue(request)
+    view = submission.view
     body = status_body(view, base_url(request), with_logs=False, submitted=True)
     if options.webhook_url:
-        request.app.state.webhooks.watch(view.request_id, options.webhook_url)
+        payload_error = "payload_error" in submission.scenario.faults
+        request.app.state.webhooks.watch(view.request_id, options.webhook_url, payload_error=payload_error)
         body["gateway_request_id"] = view.request_id
     return fal_json(body, 200, view.request_id)
 
@@ -190,7 +194,7 @@ async def cancel(request: Request) -> Response:
 
 async def run(request: Request) -> JSONResponse:
     """Synchronous inference: the request goes through the queue, the answer waits for COMPLETED."""
-    view, _ = await _enqueue(request)
+    view = (await _enqueue(request))[0].view
     emulator = emulator_of(request)
     while emulator.queue.status(view.request_id).status is not Status.COMPLETED:
         if await request.is_disconnected():  # the caller gave up: fal.run's request ends with it
