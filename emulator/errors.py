@@ -81,6 +81,17 @@ class ModelError(FalError):
         self.items = items
 
 
+BILLABLE_UNITS_HEADER = "x-fal-billable-units"
+
+
+def request_validation_error(items: list[JSON]) -> ModelError:
+    """A request that fails input validation, as fal's apps answer it: 422 `{"detail": items}` with
+    `x-fal-billable-units: 0` (fal's `fal/api/api.py`, its RequestValidationError handler)."""
+    error = ModelError(items)
+    error.headers[BILLABLE_UNITS_HEADER] = "0"
+    return error
+
+
 class RequestError(FalError):
     """An infrastructure error: `{"detail": message, "error_type": type}` with `X-Fal-Error-Type`."""
 

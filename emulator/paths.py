@@ -1,4 +1,4 @@
-"""Where the emulator's data lives: the `openapi/` documents and the `fixtures/` clips.
+"""Where the emulator's data lives: the `openapi/` documents, the `fixtures/` clips and the price file.
 
 In a source checkout (or an editable install) they are the repository's top-level folders; in a
 wheel they are packaged under `fal_emulator/_data/` (see pyproject.toml).
@@ -19,3 +19,12 @@ def data_dir(name: str) -> Path:
 
 OPENAPI_DIR = data_dir("openapi")
 FIXTURES_DIR = data_dir("fixtures")
+
+
+def _prices_file() -> Path:
+    """The contract kit's price file: `fal_emulator/contracts/prices.yaml` (package data), read as data only."""
+    packaged = _PACKAGE / "contracts" / "prices.yaml"
+    return packaged if packaged.is_file() else _PACKAGE.parent / "contracts" / "prices.yaml"
+
+
+PRICES_FILE = _prices_file()

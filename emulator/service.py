@@ -13,9 +13,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from fal_emulator.billing import header_value, load_price_list
 from fal_emulator.catalog import Catalog, Endpoint, app_id_of
 from fal_emulator.clock import VirtualClock
-from fal_emulator.errors import ConnectionDrop, NotFound, RequestError, RequestNotFound
+from fal_emulator.errors import BILLABLE_UNITS_HEADER, ConnectionDrop, NotFound, RequestError, RequestNotFound
 from fal_emulator.failures import FAILURES
 from fal_emulator.ids import IdSource
 from fal_emulator.inputs import check_input_images
@@ -37,9 +38,10 @@ from fal_emulator.settings import Settings
 from fal_emulator.store import MemoryStore
 from fal_emulator.uploads import Uploads
 from fal_emulator.validation import InputValidator, parse_json_body
-from fal_emulator.video import FPS, ClipSpec, clip_for
+from fal_emulator.video import FPS, SHORT_SIDE, ClipSpec, clip_for
 
 ANY_ENDPOINT = "*"
+RESOLUTION_OF_SHORT_SIDE = {pixels: name for name, pixels in SHORT_SIDE.items()}  # 720 -> "720p"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -115,6 +117,7 @@ class Emulator:
         self.policies: dict[str, Policy] = {}  # endpoint id -> progression policy
         self._validators = {endpoint.endpoint_id: InputValidator(endpoint.input_schema) for endpoint in catalog}
         self._output_cache: dict[tuple[str, str], dict[str, Any]] = {}
+        self.prices = load_price_list()
 
     def reset(self, seed: int | None = None) -> None:
         """Forget every request, scripted outcome, policy override and journal entry; put back the default
@@ -226,8 +229,15 @@ class Emulator:
         if faults:
             video = dict(self.media.file_object(clip, base_url))
             video["url"] += "?fault=" + ",".join(faults)
-            return Outcome.success({"video": video}), spec
-        return Outcome.success(self._outputs(clip.path.name, base_url)), spec
+            return self._billed(endpoint, spec, {"video": video}), spec
+        return self._billed(endpoint, spec, self._outputs(clip.path.name, base_url)), spec
+
+    def _billed(self, endpoint: Endpoint, spec: ClipSpec, output: dict[str, Any]) -> Outcome:
+        """The success outcome of `output`, with its `x-fal-billable-units` (see fal_emulator.billing)."""
+        tier = RESOLUTION_OF_SHORT_SIDE.get(min(spec.width, spec.height), "")
+        units = self.prices.units(endpoint.endpoint_id, resolution=tier, audio=spec.audio, seconds=spec.duration)
+        headers = {} if units is None else {BILLABLE_UNITS_HEADER: header_value(units)}
+        return Outcome(200, output, headers)
 
     def _outputs(self, file_name: str, base_url: str) -> dict[str, Any]:
         """The output for a clip served under `base_url`: one shared, never-mutated dict per pair."""

@@ -17,7 +17,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from fal_emulator.errors import JSON, ModelError, error_item
+from fal_emulator.errors import JSON, error_item, request_validation_error
 
 TYPE_ERRORS = {
     "string": ("string_type", "Input should be a valid string"),
@@ -96,7 +96,7 @@ class InputValidator:
         """Raises ModelError (422) listing every problem in `instance`."""
         items = self.errors(instance)
         if items:
-            raise ModelError(items)
+            raise request_validation_error(items)
 
 
 def _reject_constant(name: str) -> Any:
@@ -117,7 +117,7 @@ def parse_json_body(raw: bytes) -> Any:
     out of range, lone surrogates, nesting too deep for the parser) is `json_invalid`.
     """
     if not raw.strip():
-        raise ModelError([error_item(["body"], "Field required", "missing")])
+        raise request_validation_error([error_item(["body"], "Field required", "missing")])
     try:
         value = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
         json.dumps(value, ensure_ascii=False).encode("utf-8")  # lone surrogates cannot be UTF-8
@@ -128,6 +128,6 @@ def parse_json_body(raw: bytes) -> Any:
         position, reason = getattr(exc, "start", 0), str(getattr(exc, "reason", exc))
     except (ValueError, RecursionError) as exc:
         position, reason = 0, str(exc) if isinstance(exc, ValueError) else "nesting too deep"
-    raise ModelError(
+    raise request_validation_error(
         [error_item(["body", position], "JSON decode error", "json_invalid", input_={}, ctx={"error": reason})]
     )
