@@ -294,6 +294,13 @@ class Emulator:
         """Every request the store holds, oldest first."""
         return self.store.all()
 
+    def planned_outcome(self, request_id: str) -> Outcome:
+        """What `request_id` will complete with unless it is cancelled or expires. Raises RequestNotFound."""
+        request = self.store.get(request_id)
+        if request is None:
+            raise RequestNotFound(request_id)
+        return request.outcome
+
     def status(self, app_path: str, request_id: str, *, poll: bool = True) -> StatusView:
         """The state of `request_id`, which must belong to the app `app_path` names. Raises RequestNotFound."""
         return self.queue.status(request_id, poll=poll, app_id=app_id_of(app_path.strip("/")))

@@ -41,6 +41,7 @@ ROUTES = [
     Route("/files/upload", storage_routes.cdn_upload, methods=["POST"]),
     Route("/files/uploads/{upload_id}/{file_name}", storage_routes.uploaded_file, methods=["GET", "HEAD"]),
     Route("/files/{file_name}", media_routes.media, methods=["GET", "HEAD"]),
+    Route("/run/{endpoint_id:path}/stream", queue_routes.stream_run, methods=["POST"]),
     Route("/run/{endpoint_id:path}", queue_routes.run, methods=["POST"]),
     Route("/{app_path:path}/requests/{request_id}/status/stream", queue_routes.stream_status, methods=["GET"]),
     Route("/{app_path:path}/requests/{request_id}/status", queue_routes.status, methods=["GET"]),

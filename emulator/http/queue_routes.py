@@ -6,6 +6,7 @@
     GET  /{app id}/requests/{request_id}                result            200 output, 400 not ready, stored error
     PUT  /{app id}/requests/{request_id}/cancel         cancel            202 / 400 / 404
     POST /run/{endpoint id}                             run synchronously 200 output
+    POST /run/{endpoint id}/stream                      run, streamed     text/event-stream, the output as its event
 
 `{app id}` may also be the full endpoint id (the per-endpoint OpenAPI documents use that form).
 Source: https://fal.ai/docs/documentation/model-apis/inference/queue.md and
@@ -26,7 +27,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from fal_emulator.errors import ConnectionDrop, FalError, ModelError, RequestError, error_item
 from fal_emulator.http.auth import authenticate
 from fal_emulator.http.rendering import REQUEST_ID_HEADER, base_url, emulator_of, fal_json, status_body
-from fal_emulator.queue import Status
+from fal_emulator.queue import Outcome, Status
 from fal_emulator.scenarios import HEADER as SCENARIO_HEADER, call_error
 from fal_emulator.service import Submission, SubmitOptions
 
@@ -192,14 +193,62 @@ async def cancel(request: Request) -> Response:
     return fal_json({"status": answer}, 202 if answer == "CANCELLATION_REQUESTED" else 400, request_id)
 
 
+async def _until_completed(request: Request, request_id: str) -> Outcome:
+    """Wait for a synchronous request's outcome; a caller that goes away cancels it (fal.run's request ends
+    with its connection)."""
+    emulator = emulator_of(request)
+    while emulator.queue.status(request_id).status is not Status.COMPLETED:
+        if await request.is_disconnected():
+            emulator.queue.cancel(request_id)
+            break
+        await asyncio.sleep(RUN_TICK)
+    return emulator.queue.result(request_id)
+
+
 async def run(request: Request) -> JSONResponse:
     """Synchronous inference: the request goes through the queue, the answer waits for COMPLETED."""
     view = (await _enqueue(request))[0].view
-    emulator = emulator_of(request)
-    while emulator.queue.status(view.request_id).status is not Status.COMPLETED:
-        if await request.is_disconnected():  # the caller gave up: fal.run's request ends with it
-            emulator.queue.cancel(view.request_id)
-            break
-        await asyncio.sleep(RUN_TICK)
-    outcome = emulator.queue.result(view.request_id)
+    outcome = await _until_completed(request, view.request_id)
     return fal_json(outcome.body, outcome.status_code, view.request_id, outcome.headers)
+
+
+async def stream_run(request: Request) -> Response:
+    """`POST /run/{endpoint id}/stream`: what `fal_client.stream()` and `@fal-ai/client`'s `fal.stream()` call.
+
+    fal documents `/stream` only for apps that stream partial outputs; Veo's behaviour there is unknown, so
+    the emulator chooses (DIVERGENCES.md): the request runs as `fal.run` runs it, and the answer is
+    `200 text/event-stream` at once, `: keepalive` comments while it runs, then one `data:` event holding the
+    output (what `fal.run` answers) and the end of the stream, so the clients' last event (JS `done()`) is
+    the output. A request whose planned outcome is an error (a bad input, a scenario's error) answers as
+    `fal.run` does instead, when it completes: fal's JSON error with its status; one that fails after the
+    stream began (cancelled, its start deadline passed) ends with an `event: error` whose data is fal's
+    error body. Both clients parse each event's data as JSON (fal_client `iter_sse` + `event.json()`,
+    @fal-ai/client `streaming.js`).
+    """
+    submission = (await _enqueue(request))[0]
+    request_id = submission.view.request_id
+    emulator = emulator_of(request)
+    planned = emulator.planned_outcome(request_id)
+    if not planned.ok:
+        outcome = await _until_completed(request, request_id)
+        return fal_json(outcome.body, outcome.status_code, request_id, outcome.headers)
+    keepalive = emulator.settings.stream_keepalive
+
+    async def events() -> AsyncIterator[str]:
+        completed, last_sent = False, time.monotonic()
+        try:
+            while emulator.queue.status(request_id).status is not Status.COMPLETED:
+                if time.monotonic() - last_sent >= keepalive:
+                    yield ": keepalive\n\n"
+                    last_sent = time.monotonic()
+                await asyncio.sleep(RUN_TICK)
+            completed = True
+            outcome = emulator.queue.result(request_id)
+            kind = "" if outcome.ok else "event: error\n"
+            yield f"{kind}data: {json.dumps(outcome.body)}\n\n"
+        finally:
+            if not completed:  # the caller went away: the request ends with its connection, as fal.run's
+                emulator.queue.cancel(request_id)
+
+    headers = {**planned.headers, REQUEST_ID_HEADER: request_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)

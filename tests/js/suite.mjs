@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { ApiError } from "@fal-ai/client";
+import { ApiError, ValidationError } from "@fal-ai/client";
 
 import {
   EMULATOR_URL,
@@ -181,6 +181,31 @@ export function clientSuite(name, makeClient) {
       const fal = makeClient();
       const result = await fal.run(SEED_ENDPOINT, { input: SEED_INPUT });
       await assertVideo(result);
+    });
+
+    it("stream (fal.stream, POST {endpoint}/stream on the run host): the output is the one event and done()", async () => {
+      const fal = makeClient();
+      const stream = await fal.stream(SEED_ENDPOINT, { input: SEED_INPUT });
+      const events = [];
+      for await (const event of stream) events.push(event);
+      const output = await stream.done();
+      assert.equal(events.length, 1);
+      assert.deepEqual(events[0], output);
+      assert.match(stream.requestId, /^[0-9a-f-]{36}$/);
+      await assertVideo({ data: output, requestId: stream.requestId });
+    });
+
+    it("stream of a bad input rejects done() with a ValidationError, as fal.run would", async () => {
+      const fal = makeClient();
+      const { prompt, ...input } = SEED_INPUT;
+      assert.ok(prompt);
+      const stream = await fal.stream(SEED_ENDPOINT, { input });
+      await assert.rejects(stream.done(), (error) => {
+        assert.ok(error instanceof ValidationError, String(error));
+        assert.equal(error.status, 422);
+        assert.deepEqual(error.fieldErrors[0].loc, ["body", "prompt"]);
+        return true;
+      });
     });
 
     it("storage.upload of a Blob: the URL serves the bytes back and works as image_url", async () => {

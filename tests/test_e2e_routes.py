@@ -1,5 +1,5 @@
-"""fal_client 1.0.3's retry rules on status polls, result fetches and cancels, against scripted faults over real
-sockets; every count of attempts comes from the emulator's journal.
+"""fal_client 1.0.3 on every route over real sockets: its retry rules on status polls, result fetches and cancels
+against scripted faults (every count of attempts comes from the emulator's journal), and `stream()`.
 
 fal_client `_maybe_retry_request` (status, result and cancel alike): up to MAX_ATTEMPTS = 10 attempts; it
 retries 408, 409 and 429, and a 502/503/504 only when it looks like fal's ingress (no `x-fal-request-id`,
@@ -136,3 +136,20 @@ def test_a_cancel_is_retried_too(fal: Any, control: EmulatorControl) -> None:
     handle.cancel()
     assert codes(control, handle.request_id, "/cancel") == [429, 408, 202]
     assert isinstance(handle.status(), fal.Completed)
+
+
+def test_stream_yields_the_output_as_its_one_event(fal: Any, control: EmulatorControl) -> None:
+    """fal_client.stream() POSTs `https://{FAL_RUN_HOST}/{endpoint}/stream` and yields each SSE event's JSON."""
+    events = list(fal.stream(ENDPOINT, arguments=ARGUMENTS))
+    assert events == [fal.run(ENDPOINT, arguments=ARGUMENTS)]
+    assert events[0]["video"]["file_name"] == "1280x720_8s_audio.mp4"
+    [call] = [entry for entry in control.journal(method="POST") if entry["path"].endswith("/stream")]
+    assert (call["path"], call["status"]) == (f"/run/{ENDPOINT}/stream", 200)
+
+
+def test_stream_of_a_failing_request_answers_fals_json_error(fal: Any) -> None:
+    """As on fal, the error is a JSON answer, not a stream: fal_client's SSE reader refuses its content type."""
+    import httpx_sse
+
+    with pytest.raises(httpx_sse.SSEError, match="application/json"):
+        list(fal.stream(ENDPOINT, arguments=ARGUMENTS, headers={"X-Fal-Emulator-Scenario": "no_media_generated"}))
