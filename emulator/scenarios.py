@@ -5,6 +5,9 @@ header, queued per endpoint through the control plane (FIFO, like moto's static 
 the `prompt_scenarios` setting is on, written in the prompt as `[[fal-emulator:TOKENS]]`:
 
     content_policy_violation          the request completes with that fal error (any name in FAILURES)
+    runner_disconnected:N             its first N attempts fail with that 503/504 error and fal's queue retries
+                                      them on another runner: up to QUEUE_ATTEMPTS attempts, one with
+                                      `X-Fal-No-Retry` (https://fal.ai/docs/documentation/serverless/reliability/retries.md)
     unauthorized | locked             submit is answered at once with 401 / 403 (fal's bodies)
     rate_limited                      submit is answered at once with 429 `concurrent_requests_limit`
     queue_full                        submit is answered at once with 429 (as `fal_max_queue_length`)
@@ -74,13 +77,32 @@ class Latency:
         return min(rng.lognormvariate(self.a, self.b), MAX_LATENCY)
 
 
+QUEUE_ATTEMPTS = 10  # fal's queue tries a request on at most 10 runners (503, 504 and connection failures)
+QUEUE_RETRIED_STATUSES = (503, 504)
+
+
 @dataclass(frozen=True)
 class Scenario:
+    """What a request or a call meets. `failed_attempts`: only that many attempts fail with `failure` (fal's
+    queue retries them); None: every attempt does (the request completes with `failure`)."""
+
     failure: Failure | None = None
     rejection: str | None = None
     policy: Policy | None = None
     latency: Latency | None = None
     faults: frozenset[Fault] = field(default_factory=frozenset)
+    failed_attempts: int | None = None
+
+    def attempts(self, *, no_retry: bool) -> tuple[int, bool]:
+        """(attempts the queue makes, whether the last one fails), with or without `X-Fal-No-Retry`."""
+        allowed = 1 if no_retry else QUEUE_ATTEMPTS
+        if self.failure is None:
+            return 1, False
+        if self.failed_attempts is None:
+            return 1, True
+        if self.failed_attempts >= allowed:
+            return allowed, True
+        return self.failed_attempts + 1, False
 
     @property
     def plain(self) -> bool:
@@ -134,7 +156,8 @@ def for_route(scenario: Scenario, route: str, text: str = "") -> Scenario:
         raise ScenarioError(f"unknown route {route!r}: use one of {', '.join(ROUTES)}")
     if route == "submit":
         return scenario
-    if scenario.policy is not None or scenario.faults - {"drop"} or scenario.rejection in SUBMIT_ONLY_REJECTIONS:
+    request_only = scenario.policy is not None or scenario.faults - {"drop"} or scenario.failed_attempts is not None
+    if request_only or scenario.rejection in SUBMIT_ONLY_REJECTIONS:
         raise ScenarioError(
             f"scenario {text or scenario!r} cannot meet a {route} call: there use a rejection "
             f"({', '.join(name for name in REJECTIONS if name not in SUBMIT_ONLY_REJECTIONS)}), an error type, "
@@ -206,11 +229,16 @@ def parse_scenario(text: str) -> Scenario:
     policy: Policy | None = None
     latency: Latency | None = None
     faults: set[Fault] = set()
+    failed_attempts: int | None = None
     for token in _tokens(text):
         name, _, arg = token.partition(":")
         if not token or token == "ok":
             continue
-        if token in FAILURES or token in REJECTIONS:
+        if name in FAILURES and arg:
+            if failure is not None or rejection is not None:
+                raise ScenarioError(f"scenario {text!r} names two outcomes; give one error or rejection")
+            failure, failed_attempts = FAILURES[name], _attempts(token, arg, FAILURES[name])
+        elif token in FAILURES or token in REJECTIONS:
             if failure is not None or rejection is not None:
                 raise ScenarioError(f"scenario {text!r} names two outcomes; give one error or rejection")
             if token in FAILURES:
@@ -231,7 +259,17 @@ def parse_scenario(text: str) -> Scenario:
                 f"unknown scenario {token!r}: use an error type ({', '.join(sorted(FAILURES))}), "
                 f"{', '.join(REJECTIONS)}, a policy, latency:…, drop, truncate, slow, payload_error or ok"
             )
-    return Scenario(failure, rejection, policy, latency, frozenset(faults))
+    return Scenario(failure, rejection, policy, latency, frozenset(faults), failed_attempts)
+
+
+def _attempts(token: str, arg: str, failure: Failure) -> int:
+    if failure.status_code not in QUEUE_RETRIED_STATUSES:
+        raise ScenarioError(
+            f"scenario token {token!r}: fal's queue retries only runner failures (503, 504), not {failure.name}"
+        )
+    if not arg.isdigit() or int(arg) < 1:
+        raise ScenarioError(f"scenario token {token!r}: use {failure.name}:N with N >= 1 failed attempts")
+    return int(arg)
 
 
 def scenario_in_prompt(prompt: object) -> str | None:

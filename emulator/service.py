@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import random
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fal_emulator.billing import header_value, load_price_list
@@ -24,6 +24,7 @@ from fal_emulator.journal import Journal
 from fal_emulator.media import MediaLibrary
 from fal_emulator.queue import Outcome, Policy, Queue, StatusView, Store
 from fal_emulator.scenarios import (
+    QUEUE_ATTEMPTS,
     ROUTES,
     SUBMIT_ONLY_REJECTIONS,
     Scenario,
@@ -61,18 +62,32 @@ def run_script(app_id: str, spec: ClipSpec) -> tuple[tuple[float, str], ...]:
     )
 
 
+def retry_script(scenario: Scenario, attempts: int, no_retry: bool) -> tuple[tuple[float, str], ...]:
+    """A log line per attempt of fal's queue that failed and was retried (`runner_disconnected:N`)."""
+    if scenario.failure is None or attempts < 2:
+        return ()
+    limit = 1 if no_retry else QUEUE_ATTEMPTS
+    reason = f"{scenario.failure.message} ({scenario.failure.name})"
+    return tuple(
+        (0.0, f"{reason}: the request is retried on another runner, attempt {n} of {limit}")
+        for n in range(2, attempts + 1)
+    )
+
+
 @dataclass(frozen=True)
 class SubmitOptions:
     """What a submit carries besides its body (query parameters and platform headers), already parsed.
 
     `start_timeout` (seconds) is `X-Fal-Request-Timeout`; `max_queue_length` is `fal_max_queue_length`;
-    `webhook_url` is `fal_webhook`; `scenario` is the `X-Fal-Emulator-Scenario` header.
+    `webhook_url` is `fal_webhook`; `scenario` is the `X-Fal-Emulator-Scenario` header; `no_retry` is
+    `X-Fal-No-Retry` (fal's queue then tries the request on one runner only).
     """
 
     scenario: str | None = None
     start_timeout: float | None = None
     max_queue_length: int | None = None
     webhook_url: str | None = None
+    no_retry: bool = False
 
 
 def make_store(settings: Settings) -> Store:
@@ -92,6 +107,7 @@ class Submission:
     view: StatusView
     delay: float = 0.0
     scenario: Scenario = Scenario()
+    gateway_request_id: str | None = None  # the last attempt's id, when fal's queue retried the request
 
 
 class Emulator:
@@ -276,7 +292,9 @@ class Emulator:
         self._validators[endpoint.endpoint_id].validate(arguments)
         image = check_input_images(arguments, self.uploads.read_url)
         base = self.settings.public_url or base_url
-        outcome, spec = self._outcome(endpoint, arguments, image, base, scenario)
+        attempts, last_fails = scenario.attempts(no_retry=options.no_retry)
+        planned = scenario if last_fails else replace(scenario, failure=None)  # retried into a success
+        outcome, spec = self._outcome(endpoint, arguments, image, base, planned)
         view = self.queue.submit(
             endpoint.endpoint_id,
             endpoint.app_id,
@@ -284,11 +302,11 @@ class Emulator:
             outcome,
             policy=scenario.policy or self.policies.get(endpoint.endpoint_id),
             units=spec.duration,
-            script=run_script(endpoint.app_id, spec),
+            script=retry_script(scenario, attempts, options.no_retry) + run_script(endpoint.app_id, spec),
             start_timeout=options.start_timeout,
             webhook_url=options.webhook_url,
         )
-        return Submission(view, delay, scenario)
+        return Submission(view, delay, scenario, self.answer_ids.new() if attempts > 1 else None)
 
     def requests(self) -> list[Any]:
         """Every request the store holds, oldest first."""

@@ -90,11 +90,14 @@ PAYLOAD_ERROR = (
 )
 
 
-def payload(request_id: str, outcome: Outcome, *, payload_error: bool = False) -> dict[str, Any]:
-    """fal's webhook body for a completed request. With `payload_error` (the `payload_error` scenario) the
+def payload(
+    request_id: str, outcome: Outcome, *, payload_error: bool = False, gateway_request_id: str | None = None
+) -> dict[str, Any]:
+    """fal's webhook body for a completed request. `gateway_request_id` names the last attempt when fal's queue
+    retried the request (default: `request_id`). With `payload_error` (the `payload_error` scenario) the
     payload could not be serialised: `payload` is null and `payload_error` says why; the status stays OK or
     ERROR as the outcome is ("Payload errors", https://fal.ai/docs/model-endpoints/webhooks)."""
-    body: dict[str, Any] = {"request_id": request_id, "gateway_request_id": request_id}
+    body: dict[str, Any] = {"request_id": request_id, "gateway_request_id": gateway_request_id or request_id}
     if outcome.ok:
         body.update(status="OK", payload=outcome.body)
     else:
@@ -130,6 +133,7 @@ class Pending:
     attempts: int = 0
     next_at: float = 0.0
     payload_error: bool = False
+    gateway_request_id: str | None = None
 
 
 class Webhooks:
@@ -141,8 +145,11 @@ class Webhooks:
         self.deliveries: list[dict[str, Any]] = []
         self._pending: dict[str, Pending] = {}
 
-    def watch(self, request_id: str, url: str, *, payload_error: bool = False) -> None:
-        self._pending[request_id] = Pending(request_id, url, payload_error=payload_error)
+    def watch(
+        self, request_id: str, url: str, *, payload_error: bool = False, gateway_request_id: str | None = None
+    ) -> None:
+        self._pending[request_id] = Pending(request_id, url, payload_error=payload_error,
+                                            gateway_request_id=gateway_request_id)  # fmt: skip
 
     def reset(self) -> None:
         self._pending.clear()
@@ -165,7 +172,9 @@ class Webhooks:
     async def _attempt(self, client: httpx.AsyncClient, pending: Pending, now: float) -> None:
         request = self.emulator.store.get(pending.request_id)
         assert request is not None and request.completed_at is not None
-        body = json.dumps(payload(pending.request_id, request.outcome, payload_error=pending.payload_error)).encode()
+        sent = payload(pending.request_id, request.outcome, payload_error=pending.payload_error,
+                       gateway_request_id=pending.gateway_request_id)  # fmt: skip
+        body = json.dumps(sent).encode()
         pending.attempts += 1
         record: dict[str, Any] = {"request_id": pending.request_id, "url": redact_url(pending.url),
                                   "attempt": pending.attempts}  # fmt: skip

@@ -153,3 +153,36 @@ def test_stream_of_a_failing_request_answers_fals_json_error(fal: Any) -> None:
 
     with pytest.raises(httpx_sse.SSEError, match="application/json"):
         list(fal.stream(ENDPOINT, arguments=ARGUMENTS, headers={"X-Fal-Emulator-Scenario": "no_media_generated"}))
+
+
+def test_fals_queue_retries_a_flaky_runner_unless_x_fal_no_retry(fal: Any, control: EmulatorControl) -> None:
+    """`runner_disconnected:2`: the first two attempts lose their runner (503); fal's queue retries them (up
+    to 10 attempts), so the request succeeds, unless `X-Fal-No-Retry` asks for one attempt only."""
+    flaky = {"X-Fal-Emulator-Scenario": "runner_disconnected:2"}
+    updates: list[Any] = []
+    output = fal.subscribe(ENDPOINT, arguments=ARGUMENTS, headers=flaky, with_logs=True, on_queue_update=updates.append)
+    assert output["video"]["content_type"] == "video/mp4"
+    messages = [log["message"] for log in updates[-1].logs]
+    assert [message for message in messages if "retried on another runner" in message] == [
+        "Runner disconnected (runner_disconnected): the request is retried on another runner, attempt 2 of 10",
+        "Runner disconnected (runner_disconnected): the request is retried on another runner, attempt 3 of 10",
+    ]
+    for no_retry in ("1", "true", "yes"):
+        with pytest.raises(fal.FalClientHTTPError) as caught:
+            fal.subscribe(ENDPOINT, arguments=ARGUMENTS, headers={**flaky, "X-Fal-No-Retry": no_retry})
+        assert (caught.value.status_code, caught.value.error_type) == (503, "runner_disconnected")
+    with pytest.raises(fal.FalClientHTTPError) as exhausted:  # ten failed attempts: fal gives up too
+        fal.subscribe(ENDPOINT, arguments=ARGUMENTS, headers={"X-Fal-Emulator-Scenario": "runner_disconnected:10"})
+    assert exhausted.value.status_code == 503
+
+
+def test_platform_headers_without_a_visible_effect_are_accepted_and_journaled(
+    fal: Any, control: EmulatorControl
+) -> None:
+    headers = {"X-Fal-Store-IO": "0", "X-Fal-Object-Lifecycle-Preference": '{"expiration_duration_seconds": 60}',
+               "x-fal-disable-fallbacks": "true"}  # fmt: skip
+    handle = fal.submit(ENDPOINT, arguments=ARGUMENTS, hint="lora-a", headers=headers)
+    assert handle.get()["video"]["content_type"] == "video/mp4"
+    [entry] = [e for e in control.journal(method="POST") if e["request_id"] == handle.request_id]
+    assert entry["headers"]["x-fal-runner-hint"] == "lora-a"
+    assert entry["headers"]["x-fal-store-io"] == "0"

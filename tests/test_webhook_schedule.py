@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from starlette.testclient import TestClient
 
 from fal_emulator.queue import Outcome
@@ -69,3 +70,19 @@ def test_payload_error_cannot_meet_a_status_poll(emulator: TestClient) -> None:
     assert answer.status_code == 400
     plain = emulator.post(f"/{ENDPOINT}", json=BODY, headers={**KEY, "X-Fal-Emulator-Scenario": "payload_error"})
     assert plain.status_code == 200 and "gateway_request_id" not in plain.json()  # no webhook: nothing to change
+
+
+def test_a_retried_request_names_its_last_attempt_in_gateway_request_id(
+    emulator: TestClient, receiver: Receiver
+) -> None:
+    submitted = submit(emulator, receiver.url, scenario="runner_disconnected:1")
+    assert submitted["gateway_request_id"] == submitted["request_id"]  # one attempt so far
+    sent = json.loads(receiver.next()[1])
+    assert sent["status"] == "OK" and sent["request_id"] == submitted["request_id"]
+    assert sent["gateway_request_id"] not in (None, submitted["request_id"])
+
+
+@pytest.mark.parametrize("token", ["content_policy_violation:2", "runner_server_error:1", "runner_disconnected:0"])
+def test_only_runner_failures_that_fal_retries_take_a_count(emulator: TestClient, token: str) -> None:
+    answer = emulator.post(f"/{ENDPOINT}", json=BODY, headers={**KEY, "X-Fal-Emulator-Scenario": token})
+    assert answer.status_code == 400 and answer.json()["error_type"] == "bad_request"

@@ -35,6 +35,7 @@ STREAM_TICK = 0.05  # seconds between two looks at a streamed request
 RUN_TICK = 0.02  # seconds between two looks at a synchronous request
 
 TRUE_VALUES = {"1", "true"}
+NO_RETRY_VALUES = {"1", "true", "yes"}  # X-Fal-No-Retry (common-parameters.md); other values leave retries on
 FALSE_VALUES = {"0", "false", ""}
 
 
@@ -56,7 +57,7 @@ def submit_options(request: Request) -> SubmitOptions:
     """Platform headers and query parameters of a submit. Raises FalError 400 `bad_request` for bad values.
 
     Sources: https://fal.ai/docs/documentation/model-apis/common-parameters.md (`X-Fal-Request-Timeout`,
-    `fal_max_queue_length`), .../inference/webhooks.md (`fal_webhook`).
+    `fal_max_queue_length`, `X-Fal-No-Retry`), .../inference/webhooks.md (`fal_webhook`).
     """
 
     def bad(detail: str) -> FalError:
@@ -79,6 +80,7 @@ def submit_options(request: Request) -> SubmitOptions:
         start_timeout=start_timeout,
         max_queue_length=None if limit is None else int(limit),
         webhook_url=request.query_params.get("fal_webhook") or None,
+        no_retry=request.headers.get("x-fal-no-retry", "").strip().lower() in NO_RETRY_VALUES,
     )
 
 
@@ -117,8 +119,12 @@ async def submit(request: Request) -> Response:
     view = submission.view
     body = status_body(view, base_url(request), with_logs=False, submitted=True)
     if options.webhook_url:
-        payload_error = "payload_error" in submission.scenario.faults
-        request.app.state.webhooks.watch(view.request_id, options.webhook_url, payload_error=payload_error)
+        request.app.state.webhooks.watch(
+            view.request_id,
+            options.webhook_url,
+            payload_error="payload_error" in submission.scenario.faults,
+            gateway_request_id=submission.gateway_request_id,
+        )
         body["gateway_request_id"] = view.request_id
     return fal_json(body, 200, view.request_id)
 
