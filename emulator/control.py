@@ -2,6 +2,7 @@
 
     control = EmulatorControl("http://127.0.0.1:8470")
     control.fail_next("content_policy_violation")        # the next submit to any endpoint fails so
+    control.fail_next("ingress_503", times=2, route="status", request_id=rid)   # its next 2 polls: nginx 503
     control.set_policy("manual", "fal-ai/veo3/image-to-video")
     control.advance(30)                                  # the virtual clock moves 30 s on
     [entry] = control.journal(method="POST", status=200)
