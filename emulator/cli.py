@@ -1,4 +1,4 @@
-"""`fal-emulator serve` runs the emulator; `fal-emulator env` prints the exports for fal_client."""
+"""`fal-emulator serve` runs the emulator; `fal-emulator env [--proxy]` prints the exports for its clients."""
 
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from fal_emulator.failures import FAILURES
 from fal_emulator.queue import PRESETS
 from fal_emulator.settings import Settings
 
-DEFAULT_KEY = "fal-emulator-key"
-
 SERVE_EPILOG = """\
 timing:
   By default a request spends 0.5 s IN_QUEUE and 1.5 s IN_PROGRESS (runner logs appear while it
@@ -28,8 +26,18 @@ timing:
   --time-scale X     virtual seconds per real second, e.g. --realistic --time-scale 20
 
 Every flag has an environment variable: FAL_EMULATOR_<FLAG> (e.g. FAL_EMULATOR_HTTPS_PORT=9443).
-Then, in the shell that runs your app:  eval "$(fal-emulator env)"
+Once it is ready it prints the absolute `eval "$(... env --proxy)"` line for the shell that runs your app.
 """
+
+ENV_DESCRIPTION = """\
+Print the shell lines that point unmodified clients at the running emulator (its server.json, checked by a
+call to its health endpoint; with no server running this says so and exits 1). Use as:
+  eval "$(fal-emulator env --proxy)"   HTTPS_PROXY: clients keep fal's own hostnames (any fal_client release,
+                                       uploads too); the proxy refuses every other host with 403
+  eval "$(fal-emulator env)"           FAL_QUEUE_RUN_HOST / FAL_RUN_HOST (fal_client 0.13 and later)
+Both export FAL_KEY and the CA variables: SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, NODE_EXTRA_CA_CERTS.
+"""
+CONTRACTS_EXTRA = "fal-emulator[contracts]"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--http-port", type=int, help="plain HTTP port (default 8470; 0 = any free port)")
     serve.add_argument("--https-port", type=int, help="HTTPS port for fal_client (default 8471; 0 = any free port)")
+    serve.add_argument(
+        "--proxy-port", type=int, help="HTTPS proxy for fal's own hostnames (default 8472; 0 = any free port)"
+    )
     serve.add_argument(
         "--state-dir",
         type=Path,
@@ -70,8 +81,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--webhook-allow", action="append", help="a host webhooks may be sent to (repeatable)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
-    env = commands.add_parser("env", help="print the export lines that point fal_client at the emulator")
+    env = commands.add_parser(
+        "env",
+        help="print the export lines that point fal's clients at the running emulator",
+        description=ENV_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     env.add_argument("--state-dir", type=Path, help="the state directory of the running emulator")
+    env.add_argument("--proxy", action="store_true", help="export HTTPS_PROXY (fal's own hostnames) instead of hosts")
 
     commands.add_parser("endpoints", help="print the endpoints the emulator serves, as a Markdown table")
     commands.add_parser("errors", help="print every fal error the emulator can produce, as a Markdown table")
@@ -128,7 +145,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides = {
         name: getattr(args, name, None)
         for name in (
-            "host", "http_port", "https_port", "state_dir", "policy", "time_scale", "seed", "public_url",
+            "host", "http_port", "https_port", "proxy_port", "state_dir", "policy", "time_scale", "seed", "public_url",
             "prompt_scenarios", "control_token", "store",
         )
     }  # fmt: skip
@@ -138,27 +155,46 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def env_lines(settings: Settings) -> list[str]:
-    """The `export` lines for a shell, for the running emulator (or the configured ports if none runs)."""
-    from fal_emulator.server import client_env, read_listening
-    from fal_emulator.tls import ensure_tls
+def env_command(settings: Settings, *, proxy: bool) -> int:
+    """`fal-emulator env`: the exports on stdout; exit 1 with the reason on stderr when no server answers."""
+    from fal_emulator.exports import NotRunning, env_lines, running_server
 
-    listening = read_listening(settings.state_dir)
-    key = settings.keys[0] if settings.keys else (listening.key if listening else None) or DEFAULT_KEY
-    if listening:
-        values = client_env(listening.host, listening.https_port, listening.bundle, key)
-    else:
-        bundle = str(ensure_tls(settings.state_dir, settings.host).bundle)
-        values = client_env(settings.host, settings.https_port, bundle, key)
-    return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+    try:
+        lines = env_lines(
+            running_server(settings.state_dir), key=settings.keys[0] if settings.keys else None, proxy=proxy
+        )
+    except NotRunning as exc:
+        print(f"fal-emulator: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    if proxy:
+        print(
+            "fal-emulator: HTTPS_PROXY set: only fal's hosts pass; other HTTPS hosts get 403 in this shell",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def contracts_command(args: Sequence[str]) -> int:
+    """`fal-emulator contracts ...`, or the pip command to run when the kit's extra is not installed."""
+    try:
+        from fal_emulator.contracts.cli import main as contracts_main
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.startswith("fal_emulator"):
+            raise
+        print(
+            f"fal-emulator: the contract kit needs the `contracts` extra ({exc.name} is not installed); run:\n"
+            f"  {shlex.quote(sys.executable)} -m pip install {shlex.quote(CONTRACTS_EXTRA)}",
+            file=sys.stderr,
+        )
+        return 2
+    return contracts_main(list(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "contracts":
-        from fal_emulator.contracts.cli import main as contracts_main
-
-        return contracts_main(args.contract_args)
+        return contracts_command(args.contract_args)
     try:
         settings = _settings(args)
     except ValueError as exc:
@@ -171,15 +207,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(endpoints_table(load_catalog(settings.openapi_dir)))
         return 0
     if args.command == "env":
-        print("\n".join(env_lines(settings)))
-        return 0
-    from fal_emulator.server import serve
+        return env_command(settings, proxy=args.proxy)
+    from fal_emulator.server import ListenError, StateDirError, serve
 
     try:
         asyncio.run(serve(settings, log_level=args.log_level))
+    except (ListenError, StateDirError) as exc:
+        print(f"fal-emulator: {exc.strerror}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"fal-emulator: cannot serve: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # a second Ctrl-C while stopping
+        return 130
     return 0
 
 

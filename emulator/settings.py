@@ -5,6 +5,7 @@
 | host             | FAL_EMULATOR_HOST              | 127.0.0.1                        |
 | http_port        | FAL_EMULATOR_HTTP_PORT         | 8470 (0 = any free port)         |
 | https_port       | FAL_EMULATOR_HTTPS_PORT        | 8471 (0 = any free port)         |
+| proxy_port       | FAL_EMULATOR_PROXY_PORT        | 8472: the HTTPS proxy for fal's hosts (0 = any free port) |
 | state_dir        | FAL_EMULATOR_STATE_DIR         | $XDG_STATE_HOME/fal-emulator     |
 | policy           | FAL_EMULATOR_POLICY            | default (see fal_emulator.queue)     |
 | time_scale       | FAL_EMULATOR_TIME_SCALE        | 1.0 (virtual seconds per second) |
@@ -51,6 +52,7 @@ class Settings:
     host: str = "127.0.0.1"
     http_port: int = 8470
     https_port: int = 8471
+    proxy_port: int = 8472
     state_dir: Path = dataclasses.field(default_factory=lambda: default_state_dir(os.environ))
     policy: str = "default"
     time_scale: float = 1.0
@@ -71,7 +73,7 @@ class Settings:
             raise ValueError(f"unknown store {self.store!r}: use {' or '.join(STORES)}")
         if self.time_scale <= 0:
             raise ValueError(f"time_scale must be > 0, got {self.time_scale}")
-        for port in (self.http_port, self.https_port):
+        for port in (self.http_port, self.https_port, self.proxy_port):
             if not 0 <= port <= 65535:
                 raise ValueError(f"port {port} is out of range 0-65535")
 

@@ -1,13 +1,15 @@
 """TLS for the official Python client, which always speaks `https://` (fal_client 1.0.3 `auth.py`).
 
 A throwaway certificate authority made with trustme lives in the state directory and is reused across
-restarts; it signs a server certificate for localhost, 127.0.0.1 and ::1 (plus the listen host).
+restarts; it signs a server certificate for localhost, 127.0.0.1 and ::1 (plus the listen host and
+fal's own hostnames, for the HTTPS proxy).
 `bundle.pem` holds certifi's CAs plus ours: point `SSL_CERT_FILE` at it and httpx (hence fal_client)
 trusts the emulator and still trusts the real internet.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +25,11 @@ class TlsFiles:
     bundle: Path
 
 
-def ensure_tls(state_dir: Path, host: str = "127.0.0.1") -> TlsFiles:
+def ensure_tls(state_dir: Path, host: str = "127.0.0.1", names: Iterable[str] = ()) -> TlsFiles:
     """Create (or reuse) the CA in `state_dir/tls/` and issue a fresh server certificate.
+
+    The certificate names localhost, 127.0.0.1, ::1, `host` and `names` (the server passes fal's own
+    hostnames, which its HTTPS proxy tunnels to it: `fal_emulator.fal_hosts`).
 
     Returns the paths of the CA certificate, the server chain and key (PEM), and the client bundle.
     Raises OSError when the state directory cannot be written.
@@ -39,8 +44,8 @@ def ensure_tls(state_dir: Path, host: str = "127.0.0.1") -> TlsFiles:
         ca.cert_pem.write_to_path(str(ca_cert))
         ca.private_key_pem.write_to_path(str(ca_key))
         ca_key.chmod(0o600)
-    names = sorted({"localhost", "127.0.0.1", "::1", host} - {"0.0.0.0", "::", ""})
-    server = ca.issue_cert(*names)
+    local = sorted({"localhost", "127.0.0.1", "::1", host} - {"0.0.0.0", "::", ""})
+    server = ca.issue_cert(*local, *names)
     files = TlsFiles(ca_cert, folder / "server.pem", folder / "server-key.pem", folder / "bundle.pem")
     server.private_key_and_cert_chain_pem.write_to_path(str(files.server_cert))
     server.private_key_pem.write_to_path(str(files.server_key))

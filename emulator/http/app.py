@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from fal_emulator.catalog import Catalog, load_catalog
 from fal_emulator.errors import ConnectionDrop, FalError, GatewayError
 from fal_emulator.http import control_routes, media_routes, queue_routes, storage_routes
+from fal_emulator.http.host_routing import FalHostMiddleware
 from fal_emulator.http.middleware import FaultMiddleware, JournalMiddleware, ProxyMiddleware, RequestIdMiddleware, drop
 from fal_emulator.http.rendering import NO_REQUEST_ID, emulator_of, fal_json, is_request_id
 from fal_emulator.scenarios import ScenarioError
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None, *, catalog: Catalog | None = No
     app.state.webhooks = webhooks
     app.add_middleware(RequestIdMiddleware, emulator=emulator)
     app.add_middleware(FaultMiddleware, emulator=emulator)
+    app.add_middleware(FalHostMiddleware, emulator=emulator)  # fal's own hostnames, through the HTTPS proxy
     app.add_middleware(JournalMiddleware, emulator=emulator)
     app.add_middleware(ProxyMiddleware)
     return app

@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from fal_emulator.errors import ConnectionDrop, FalError, ModelError, RequestError, error_item
 from fal_emulator.http.auth import authenticate
+from fal_emulator.http.host_routing import media_base_url
 from fal_emulator.http.rendering import REQUEST_ID_HEADER, base_url, emulator_of, fal_json, status_body
 from fal_emulator.queue import Outcome, Status
 from fal_emulator.scenarios import HEADER as SCENARIO_HEADER, call_error
@@ -106,7 +107,8 @@ async def _enqueue(request: Request) -> tuple[Submission, SubmitOptions]:
     authenticate(request)
     options = submit_options(request)
     body = await request.body()
-    submission = emulator_of(request).submit(request.path_params["endpoint_id"], body, base_url(request), options)
+    endpoint_id, media_base = request.path_params["endpoint_id"], media_base_url(request)
+    submission = emulator_of(request).submit(endpoint_id, body, media_base, options)
     await asyncio.sleep(submission.delay)
     return submission, options
 

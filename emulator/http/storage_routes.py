@@ -18,6 +18,7 @@ from fal_emulator.clock import isoformat
 from fal_emulator.errors import AuthenticationError, NotFound
 from fal_emulator.http.auth import authenticate
 from fal_emulator.http.control_routes import body
+from fal_emulator.http.host_routing import media_base_url
 from fal_emulator.http.rendering import base_url, emulator_of
 
 TOKEN_SECONDS = 3600
@@ -31,7 +32,7 @@ async def initiate(request: Request) -> JSONResponse:
     return JSONResponse(
         {
             "upload_url": f"{base}/storage/upload/{upload.upload_id}/{upload.file_name}",
-            "file_url": base + upload.url_path,
+            "file_url": media_base_url(request) + upload.url_path,
         }
     )
 
@@ -41,7 +42,7 @@ async def put_upload(request: Request) -> JSONResponse:
     upload = emulator_of(request).uploads.write(upload_id, await request.body(), request.headers.get("content-type"))
     if upload is None or upload.file_name != request.path_params["file_name"]:
         raise NotFound(f"Upload {upload_id} not found")
-    return JSONResponse({"file_url": base_url(request) + upload.url_path})
+    return JSONResponse({"file_url": media_base_url(request) + upload.url_path})
 
 
 async def token(request: Request) -> JSONResponse:
@@ -51,7 +52,7 @@ async def token(request: Request) -> JSONResponse:
         {
             "token": emulator.uploads.new_token(),
             "token_type": "Bearer",
-            "base_url": base_url(request),
+            "base_url": media_base_url(request),
             "expires_at": isoformat(emulator.clock.now() + TOKEN_SECONDS),
         }
     )
@@ -67,7 +68,7 @@ async def cdn_upload(request: Request) -> JSONResponse:
     content_type = request.headers.get("content-type")
     upload = uploads.initiate(request.headers.get("x-fal-file-name"), content_type)
     uploads.write(upload.upload_id, await request.body())
-    return JSONResponse({"access_url": base_url(request) + upload.url_path})
+    return JSONResponse({"access_url": media_base_url(request) + upload.url_path})
 
 
 async def uploaded_file(request: Request) -> Response:
