@@ -304,8 +304,8 @@ async def serve(settings: Settings, *, log_level: str = "info") -> None:
         )
         record.touch(mode=0o600)
         record.write_text(json.dumps(asdict(listening), indent=2) + "\n")
-        print(READY_PREFIX + json.dumps(asdict(listening)), flush=True)
         print(banner(listening, settings), file=sys.stderr, flush=True)
+        print(READY_PREFIX + json.dumps(asdict(listening)), flush=True)  # last: whoever waits for it has the rest
         await asyncio.gather(*tasks)
     finally:
         await proxy.close()

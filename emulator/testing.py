@@ -2,9 +2,10 @@
 
     with EmulatorProcess(state_dir=tmp_path, policy="instant") as emulator:
         os.environ.update(emulator.client_env())   # before `import fal_client`
+        os.environ.update(emulator.proxy_env())    # or: fal's own hostnames through the HTTPS proxy
         ...
 
-The process prints one `fal-emulator ready {json}` line once both listeners accept connections; this
+The process prints one `fal-emulator ready {json}` line once its listeners accept connections; this
 waits for that line (no sleeping, no polling of ports, with a deadline) and raises RuntimeError with
 the server's output if the process exits or hangs first.
 """
@@ -25,13 +26,13 @@ from fal_emulator.server import READY_PREFIX, Listening, client_env
 
 
 class EmulatorProcess:
-    """`fal-emulator serve` in a subprocess on free ports (HTTP and HTTPS)."""
+    """`fal-emulator serve` in a subprocess on free ports (HTTP, HTTPS and the HTTPS proxy)."""
 
     def __init__(self, state_dir: Path, *, policy: str = "default", seed: int = 1, extra_args: tuple[str, ...] = ()):
         self.state_dir = state_dir
         self.args = [
             sys.executable, "-m", "fal_emulator.cli", "serve",
-            "--http-port", "0", "--https-port", "0",
+            "--http-port", "0", "--https-port", "0", "--proxy-port", "0",
             "--state-dir", str(state_dir), "--policy", policy, "--seed", str(seed),
             "--log-level", "warning", *extra_args,
         ]  # fmt: skip
@@ -102,6 +103,13 @@ class EmulatorProcess:
         assert self.listening is not None, "start() first"
         key = key or self.listening.key or "fal-emulator-key"
         return client_env(self.listening.host, self.listening.https_port, self.listening.bundle, key)
+
+    def proxy_env(self, key: str | None = None) -> dict[str, str]:
+        """The variables of `fal-emulator env --proxy`: clients keep fal's hostnames and go through the proxy."""
+        from fal_emulator.exports import proxy_mode
+
+        assert self.listening is not None, "start() first"
+        return proxy_mode(self.listening, key or self.listening.key or "fal-emulator-key")
 
     def __enter__(self) -> EmulatorProcess:
         self.start()

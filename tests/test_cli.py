@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from fal_emulator.catalog import load_catalog
-from fal_emulator.cli import endpoints_table, env_lines, errors_table, main
-from fal_emulator.settings import Settings
+from fal_emulator.cli import endpoints_table, errors_table, main
+from fal_emulator.exports import env_lines
+from fal_emulator.server import Listening
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,19 +32,53 @@ def test_serve_flags_reach_the_settings(tmp_path: Path) -> None:
     assert (settings.prompt_scenarios, settings.control_token, settings.webhook_allow) == (True, "t", ("h",))
 
 
-def test_env_without_a_running_server_uses_the_configured_port(tmp_path: Path) -> None:
-    lines = env_lines(Settings(state_dir=tmp_path, https_port=9443))
-    assert lines == [
+def test_env_without_a_running_server_says_so_and_exports_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["env", "--state-dir", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert f"no fal-emulator is running with the state dir {tmp_path}" in err and "fal-emulator serve" in err
+
+
+def test_env_on_a_state_dir_that_is_a_file_or_unreadable_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("")
+    for state_dir in (tmp_path / "file", Path("/proc/no/such/dir")):
+        assert main(["env", "--proxy", "--state-dir", str(state_dir)]) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and err.startswith("fal-emulator: ") and "Traceback" not in err
+
+
+LISTENING = Listening("127.0.0.1", 8470, 8471, "/s/tls/ca.pem", "/s/tls/bundle.pem", 1, proxy_port=8472)
+
+
+def test_env_lines_host_mode_and_proxy_mode() -> None:
+    exported = [line for line in env_lines(LISTENING) if not line.startswith("#")]
+    assert exported == [
         "export FAL_KEY=fal-emulator-key",
-        "export FAL_QUEUE_RUN_HOST=127.0.0.1:9443",
-        "export FAL_RUN_HOST=127.0.0.1:9443/run",
-        f"export SSL_CERT_FILE={tmp_path}/tls/bundle.pem",
+        "export FAL_QUEUE_RUN_HOST=127.0.0.1:8471",
+        "export FAL_RUN_HOST=127.0.0.1:8471/run",
+        "export SSL_CERT_FILE=/s/tls/bundle.pem",
+        "export REQUESTS_CA_BUNDLE=/s/tls/bundle.pem",
+        "export CURL_CA_BUNDLE=/s/tls/bundle.pem",
+        "export NODE_EXTRA_CA_CERTS=/s/tls/ca.pem",
     ]
-    assert (tmp_path / "tls" / "bundle.pem").exists()
+    proxied = env_lines(LISTENING, key="k1", proxy=True)
+    assert "export HTTPS_PROXY=http://127.0.0.1:8472" in proxied and "export FAL_KEY=k1" in proxied
+    assert "export NO_PROXY=localhost,127.0.0.1,::1" in proxied
+    assert proxied[-1] == "unset FAL_QUEUE_RUN_HOST FAL_RUN_HOST"
+    assert any("403" in line for line in proxied if line.startswith("#"))  # says what the proxy refuses
 
 
-def test_env_exports_the_first_accepted_key(tmp_path: Path) -> None:
-    assert env_lines(Settings(state_dir=tmp_path, keys=("k1", "k2")))[0] == "export FAL_KEY=k1"
+def test_contracts_without_its_extra_prints_the_pip_command() -> None:
+    """As if schemathesis were not installed (a None entry in sys.modules makes its import fail)."""
+    code = "import sys; sys.modules['schemathesis'] = None; from fal_emulator.cli import main; sys.exit(main())"
+    done = subprocess.run([sys.executable, "-c", code, "contracts", "run"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "-m pip install 'fal-emulator[contracts]'" in done.stderr and "schemathesis" in done.stderr
 
 
 def test_serve_help_documents_ports_host_state_dir_and_timing(capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 
-from fal_emulator.cli import env_lines
+from fal_emulator.exports import env_lines, running_server
 from fal_emulator.server import read_listening, server_file
-from fal_emulator.settings import Settings
 from fal_emulator.testing import EmulatorProcess
 
 
@@ -17,7 +18,7 @@ def test_env_exports_the_key_the_server_accepts_and_server_json_goes_when_it_sto
     with EmulatorProcess(tmp_path, extra_args=("--key", "only-this")) as server:
         listening = read_listening(tmp_path)
         assert listening is not None and listening == server.listening
-        assert "export FAL_KEY=only-this" in env_lines(Settings(state_dir=tmp_path))
+        assert "export FAL_KEY=only-this" in env_lines(running_server(tmp_path))
         assert server_file(tmp_path).stat().st_mode & 0o077 == 0
         context = ssl.create_default_context(cafile=listening.bundle)
         with httpx.Client(base_url=listening.https_url, verify=context) as client:
@@ -33,3 +34,78 @@ def test_the_same_ports_serve_plain_http_too(tmp_path: Path) -> None:
         response = httpx.get(f"{server.listening.http_url}/_emulator/health")
         assert response.json()["status"] == "ok"
         assert response.headers["x-fal-request-id"]
+
+
+def serve_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fal_emulator.cli", "serve", "--log-level", "warning", *args]
+
+
+def test_a_port_in_use_names_itself_and_leaves_the_running_servers_files_alone(tmp_path: Path) -> None:
+    with EmulatorProcess(tmp_path) as server:
+        assert server.listening is not None
+        files = {path: path.read_bytes() for path in [*(tmp_path / "tls").iterdir(), server_file(tmp_path)]}
+        port = server.listening.https_port
+        args = ("--state-dir", str(tmp_path), "--http-port", "0", "--https-port", str(port), "--proxy-port", "0")
+        done = subprocess.run(serve_command(*args), capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1
+        assert done.stderr.strip().splitlines() == [
+            f"fal-emulator: cannot listen on 127.0.0.1:{port} for HTTPS: Address already in use (is another "
+            "fal-emulator running? `fal-emulator env` names the one using this state dir); choose another port "
+            "with --https-port PORT (0 = any free port)"
+        ]
+        assert {path: path.read_bytes() for path in files} == files
+        assert read_listening(tmp_path) == server.listening
+
+
+def test_an_unwritable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
+    state_dir = tmp_path / "a-file"
+    state_dir.write_text("")
+    ports = ("--http-port", "0", "--https-port", "0", "--proxy-port", "0")
+    done = subprocess.run(serve_command("--state-dir", str(state_dir), *ports), capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"fal-emulator: cannot write the state dir {state_dir}: ")
+    assert "--state-dir DIR" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_stopping_with_an_open_status_stream_ends_it_cleanly(tmp_path: Path) -> None:
+    server = EmulatorProcess(tmp_path, policy="manual", extra_args=("--log-level", "info"))
+    listening = server.start()
+    try:
+        with httpx.Client(base_url=listening.http_url, headers={"Authorization": "Key k"}) as client:
+            request_id = client.post("/fal-ai/veo3", json={"prompt": "p"}).json()["request_id"]
+            with client.stream("GET", f"/fal-ai/veo3/requests/{request_id}/status/stream") as stream:
+                lines = stream.iter_lines()
+                assert next(lines).startswith("data: ")  # the stream is open, the request still queued
+                server.stop()  # SIGTERM, as Ctrl-C does
+                assert [line for line in lines if line] == []  # then it ends, without a transport error
+    finally:
+        server.stop()
+    output = "".join(server.output)
+    assert "Traceback" not in output and "ERROR" not in output
+    for line in ("Started server process", "Shutting down", "Finished server process"):
+        assert output.count(line) == 1, output
+
+
+def test_env_after_a_crash_says_the_server_has_stopped(tmp_path: Path) -> None:
+    server = EmulatorProcess(tmp_path)
+    server.start()
+    server.kill()  # server.json stays behind
+    server.stop()
+    done = subprocess.run(
+        [sys.executable, "-m", "fal_emulator.cli", "env", "--state-dir", str(tmp_path)], capture_output=True, text=True
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert "does not answer" in done.stderr and "it has stopped" in done.stderr
+
+
+def test_the_banners_eval_line_works_from_any_directory(tmp_path: Path) -> None:
+    with EmulatorProcess(tmp_path) as server:
+        assert server.listening is not None
+        banner = "".join(server.output)
+        [line] = [line.strip() for line in banner.splitlines() if "--proxy)" in line]
+        command = line.split("   #")[0]
+        assert command.startswith('eval "$(/')  # an absolute path
+        script = f'{command} && printf "%s\\n" "$HTTPS_PROXY" "$SSL_CERT_FILE" "${{FAL_QUEUE_RUN_HOST-unset}}"'
+        done = subprocess.run(["bash", "-c", script], cwd="/", capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == [server.listening.proxy_url, server.listening.bundle, "unset"]
