@@ -13,7 +13,9 @@ if [ ! -f "$stamp" ]; then
   echo "fal-emulator: installing into $venv (the first time takes a minute or two)..." >&2
   rm -f "$venv"/.installed-*
   "$venv/bin/python" -m pip install --quiet --upgrade pip
-  "$venv/bin/python" -m pip install --quiet --progress-bar off --config-settings editable_mode=strict -e "$root$extras"
+  # progress: one line per package as pip collects it, then what it installed (pip's errors go to stderr)
+  "$venv/bin/python" -m pip install --progress-bar off --config-settings editable_mode=strict -e "$root$extras" \
+    | grep --line-buffered -E '^(Collecting|Successfully installed)' >&2
   touch "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

@@ -96,3 +96,13 @@ def test_a_bad_setting_is_a_clear_error_not_a_traceback(
     monkeypatch.setenv("FAL_EMULATOR_HTTP_PORT", "eighty")
     assert main(["env"]) == 2
     assert "FAL_EMULATOR_HTTP_PORT" in capsys.readouterr().err
+
+
+def test_the_readme_reads_the_same_on_a_package_index() -> None:
+    """PyPI shows README.md without the repository around it: no relative links or images."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    relative = re.findall(r"!?\[[^\]]*\]\((?!https?://)([^)]*)\)", text)
+    assert relative == []
+    assert "LICENSE" in (ROOT / "pyproject.toml").read_text() and (ROOT / "LICENSE").read_text().startswith("MIT")
