@@ -10,6 +10,7 @@ An uploaded file is served at `/files/uploads/{id}/{name}` and can be used as an
 from __future__ import annotations
 
 import json
+import mimetypes
 import re
 import secrets
 import shutil
@@ -35,10 +36,15 @@ class Upload:
         return f"{UPLOAD_PREFIX}{self.upload_id}/{self.file_name}"
 
 
-def safe_file_name(name: str | None) -> str:
-    """A file name safe in a path and a URL: `../My photo.png` -> `My_photo.png`; empty -> `upload.bin`."""
+def safe_file_name(name: str | None, content_type: str | None = None) -> str:
+    """A file name safe in a path and a URL: `../My photo.png` -> `My_photo.png`; none given -> `upload` plus
+    the content type's extension (`upload.jpg` for `image/jpeg`, as fal's CDN names an unnamed upload by its
+    type), else `upload.bin`."""
     cleaned = SAFE_NAME.sub("_", Path(name or "").name).strip("._")
-    return cleaned or "upload.bin"
+    if cleaned:
+        return cleaned
+    extension = mimetypes.guess_extension((content_type or "").split(";")[0].strip()) if content_type else None
+    return f"upload{extension or '.bin'}"
 
 
 META = ".upload.json"  # beside each uploaded file: its name and content type, so uploads outlive the process
@@ -69,7 +75,7 @@ class Uploads:
     def initiate(self, file_name: str | None, content_type: str | None) -> Upload:
         """Reserve an upload; its bytes come with `write()`."""
         upload_id = self.ids.new().replace("-", "")
-        name = safe_file_name(file_name)
+        name = safe_file_name(file_name, content_type)
         upload = Upload(upload_id, name, content_type or "application/octet-stream", self.folder / upload_id / name)
         self._uploads[upload_id] = upload
         return upload
