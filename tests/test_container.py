@@ -51,6 +51,9 @@ def why_not() -> str | None:
             f"the Dockerfile's base image {BASE.group(1)} is not in podman's local store, and this test pulls nothing "
             "(this machine reaches no container registry); `podman pull` it where one is reachable"
         )
+    trial = podman("run", "--rm", "--network", "none", BASE.group(1), "true")
+    if trial.returncode:  # e.g. crun refusing hybrid cgroups or setrlimit in a nested or restricted machine
+        return f"podman cannot run containers here: {trial.stderr.strip().splitlines()[-1:]}"
     return None
 
 
