@@ -197,14 +197,25 @@ class EmulatorControl:
 
     # -- requests ------------------------------------------------------------------------------
 
-    def requests(self) -> list[dict[str, Any]]:
-        """Every request: `{request_id, endpoint_id, status, submitted_at, started_at, completed_at}`."""
-        result: list[dict[str, Any]] = self._call("GET", "/_emulator/requests")
+    def requests(self, **filters: str) -> list[dict[str, Any]]:
+        """Every request, oldest first: `{request_id, endpoint_id, status, queue_position, submitted_at,
+        started_at, completed_at, age_seconds, policy, scenario, error_type, status_code, price_usd}`.
+
+        `filters`: `endpoint_id`, `status`, `error_type` (`ok`: none, `error`: any).
+        """
+        result: list[dict[str, Any]] = self._call("GET", "/_emulator/requests", params=filters)
         return result
 
     def request(self, request_id: str) -> dict[str, Any]:
-        """One request, with its `input`, `policy`, `logs`, `webhook_url` and planned `outcome`."""
+        """One request: its `requests()` fields, `input`, `logs`, `webhook_url`, planned `outcome`, `timeline`
+        (its states on the emulator's clock) and `webhooks` (attempts, with `signature_valid`)."""
         result: dict[str, Any] = self._call("GET", f"/_emulator/requests/{request_id}")
+        return result
+
+    def totals(self) -> dict[str, Any]:
+        """`{requests, by_status, by_error_type, median_seconds: {IN_QUEUE, IN_PROGRESS}, succeeded,
+        spend_avoided_usd, unpriced}`."""
+        result: dict[str, Any] = self._call("GET", "/_emulator/totals")
         return result
 
     def set_request_policy(self, request_id: str, policy: str) -> None:
@@ -224,6 +235,11 @@ class EmulatorControl:
         """Complete a request now with fal error `error_type`."""
         path = f"/_emulator/requests/{request_id}/fail"
         result: dict[str, Any] = self._call("POST", path, json={"error_type": error_type})
+        return result
+
+    def cancel(self, request_id: str) -> dict[str, Any]:
+        """Cancel a request now, as the client's cancel does (it completes as `client_cancelled`)."""
+        result: dict[str, Any] = self._call("POST", f"/_emulator/requests/{request_id}/cancel")
         return result
 
     # -- webhooks ------------------------------------------------------------------------------

@@ -54,6 +54,11 @@ class Journal:
         self._entries.append(entry)
         return entry
 
+    @property
+    def last_seq(self) -> int:
+        """The `seq` of the newest entry ever recorded (0 before the first): it grows with every entry."""
+        return self._seq
+
     def entries(self, filters: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """Entries whose fields equal every given filter (values compared as strings)."""
         wanted = dict(filters or {})

@@ -192,6 +192,7 @@ class Request:
     logs: list[JSON] = field(default_factory=list)
     start_deadline: float | None = None  # POSIX seconds; from `X-Fal-Request-Timeout`
     webhook_url: str | None = None  # from `?fal_webhook=`
+    scenario: str | None = None  # the scenario it was submitted with, as tokens (`content_policy_violation`)
 
 
 @dataclass(frozen=True)
@@ -265,6 +266,7 @@ class Queue:
         script: Sequence[tuple[float, str]] = (),
         start_timeout: float | None = None,
         webhook_url: str | None = None,
+        scenario: str | None = None,
     ) -> StatusView:
         """Enqueue a request; returns its state as submitted (IN_QUEUE, with its queue position).
 
@@ -272,6 +274,7 @@ class Queue:
         `units` scales the run time of timed policies (the emulator passes seconds of video).
         `start_timeout` (seconds): if the request has not started by then it completes as a 504
         `request_timeout` with `X-Fal-Request-Timeout-Type: user` (fal's `X-Fal-Request-Timeout` header).
+        `scenario` is kept with the request for the control plane (the tokens it was submitted with).
         """
         now = self.clock.now()
         sequence = self.store.next_sequence()
@@ -289,6 +292,7 @@ class Queue:
             script=tuple(script),
             start_deadline=None if start_timeout is None else now + start_timeout,
             webhook_url=webhook_url,
+            scenario=scenario,
         )
         self.store.add(request)
         self._schedule(request)

@@ -76,6 +76,10 @@ class Latency:
             return rng.uniform(self.a, self.b)
         return min(rng.lognormvariate(self.a, self.b), MAX_LATENCY)
 
+    def describe(self) -> str:
+        """The token: `latency:2`, `latency:uniform:1,3`, `latency:lognormal:0,0.5`."""
+        return f"latency:{self.a:g}" if self.kind == "fixed" else f"latency:{self.kind}:{self.a:g},{self.b:g}"
+
 
 QUEUE_ATTEMPTS = 10  # fal's queue tries a request on at most 10 runners (503, 504 and connection failures)
 QUEUE_RETRIED_STATUSES = (503, 504)
@@ -107,6 +111,15 @@ class Scenario:
     @property
     def plain(self) -> bool:
         return self == Scenario()
+
+    def describe(self) -> str:
+        """The scenario as the tokens `parse_scenario` reads back (`""` for a plain success)."""
+        tokens = [name for name in (self.failure.name if self.failure else None, self.rejection) if name]
+        if self.policy is not None:
+            tokens.append(self.policy.describe())
+        if self.latency is not None:
+            tokens.append(self.latency.describe())
+        return ",".join([*tokens, *sorted(self.faults)])
 
 
 def rejection_error(name: str) -> FalError | GatewayError:

@@ -305,6 +305,7 @@ class Emulator:
             script=retry_script(scenario, attempts, options.no_retry) + run_script(endpoint.app_id, spec),
             start_timeout=options.start_timeout,
             webhook_url=options.webhook_url,
+            scenario=scenario.describe() or None,
         )
         return Submission(view, delay, scenario, self.answer_ids.new() if attempts > 1 else None)
 

@@ -15,7 +15,9 @@ Delivery: a 2xx acknowledges; a failure is retried 10 times over 2 hours (docs.f
 webhooks: "retry 10 times in the span of 2 hours"), on the emulator's clock: 7 s after the first attempt,
 then each wait twice the one before (7, 14, 28, … 3584 s: the tenth retry comes 7161 s after the first
 attempt), never later than 2 hours after completion; a 3xx is a permanent failure. Targets must be
-loopback or listed in the `webhook_allow` setting. Every attempt is recorded in `deliveries` and the journal.
+loopback or listed in the `webhook_allow` setting. Every attempt is recorded in `deliveries` (with the
+signed `X-Fal-Webhook-*` headers and the body's `body_sha256`, so the signature can be checked later) and
+in the journal (signature redacted).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fal_emulator.journal import redact_url
+from fal_emulator.journal import redact, redact_url
 from fal_emulator.queue import Outcome, Status
 from fal_emulator.service import Emulator
 
@@ -182,7 +184,9 @@ class Webhooks:
         if not allowed(pending.url, self.emulator.settings.webhook_allow):
             record.update(status=None, error="target not allowed (loopback only; see the webhook_allow setting)")
         else:
-            headers = {"Content-Type": "application/json", **self.signer.headers(pending.request_id, int(now), body)}
+            signed = self.signer.headers(pending.request_id, int(now), body)
+            record.update(body_sha256=hashlib.sha256(body).hexdigest(), headers=signed)  # so a reader can verify it
+            headers = {"Content-Type": "application/json", **signed}
             timeout = FIRST_TIMEOUT if pending.attempts == 1 else RETRY_TIMEOUT
             try:
                 answer = await client.post(pending.url, content=body, headers=headers, timeout=timeout)
@@ -200,4 +204,5 @@ class Webhooks:
         else:
             del self._pending[pending.request_id]
         self.deliveries.append(record)
-        self.emulator.journal.record("webhook", method="POST", path=urllib.parse.urlsplit(pending.url).path, **record)
+        shown = {**record, "headers": redact(record["headers"].items())} if "headers" in record else record
+        self.emulator.journal.record("webhook", method="POST", path=urllib.parse.urlsplit(pending.url).path, **shown)

@@ -25,6 +25,7 @@ from fal_emulator.http.rendering import NO_REQUEST_ID, emulator_of, fal_json, is
 from fal_emulator.scenarios import ScenarioError
 from fal_emulator.service import Emulator
 from fal_emulator.settings import Settings
+from fal_emulator.ui import routes as ui_routes
 from fal_emulator.webhooks import Signer, Webhooks
 
 
@@ -35,6 +36,7 @@ async def jwks(request: Request) -> JSONResponse:
 
 ROUTES = [
     *control_routes.ROUTES,
+    *ui_routes.ROUTES,
     Route("/.well-known/jwks.json", jwks, methods=["GET"]),
     Route("/storage/upload/initiate", storage_routes.initiate, methods=["POST"]),
     Route("/storage/upload/{upload_id}/{file_name}", storage_routes.put_upload, methods=["PUT"]),

@@ -14,12 +14,17 @@
     DELETE /_emulator/outcomes
     GET    /_emulator/journal?kind=&method=&path=&status=&request_id=
     DELETE /_emulator/journal
-    GET    /_emulator/requests                     [{request_id, endpoint_id, status, ...}]
-    GET    /_emulator/requests/{id}                one request, with its input, logs and outcome
+    GET    /_emulator/requests?endpoint_id=&status=&error_type=&offset=&limit=
+                                                   [{request_id, endpoint_id, status, queue_position, policy,
+                                                   scenario, error_type, price_usd, ...}]: all, oldest first;
+                                                   newest first when paged (offset, limit); X-Total-Count
+    GET    /_emulator/requests/{id}                one request: its row, input, logs, outcome, timeline, webhooks
     PUT    /_emulator/requests/{id}/policy {"policy": ...}
     POST   /_emulator/requests/{id}/step           move one state on now
     POST   /_emulator/requests/{id}/complete       complete now with its planned outcome
     POST   /_emulator/requests/{id}/fail  {"error_type": "content_policy_violation"}
+    POST   /_emulator/requests/{id}/cancel         cancel now, as the client's cancel does (409 once COMPLETED)
+    GET    /_emulator/totals                       by status, by error type, median seconds per state, spend avoided
     GET    /_emulator/webhooks                     the webhook deliveries (every attempt)
 
 Bodies are JSON. Beyond loopback every call needs `X-Fal-Emulator-Token: <control_token>`.
@@ -40,9 +45,11 @@ from fal_emulator.errors import FalError, RequestNotFound
 from fal_emulator.failures import FAILURES
 from fal_emulator.http.rendering import CONTROL_PREFIX, emulator_of
 from fal_emulator.queue import Policy, Status
+from fal_emulator.ui import model
+from fal_emulator.ui.prices import load_prices
 
 TOKEN_HEADER = "x-fal-emulator-token"
-ACTIONS = ("policy", "step", "complete", "fail")
+ACTIONS = ("policy", "step", "complete", "fail", "cancel")
 
 
 def bad_request(detail: str) -> FalError:
@@ -194,10 +201,36 @@ async def journal(request: Request) -> Response:
     return JSONResponse(emulator.journal.entries(dict(request.query_params)))
 
 
+def count(query: Any, name: str, default: int | None, most: int) -> int | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit()):
+        raise bad_request(f"'{name}' must be a whole number >= 0")
+    return min(int(raw), most)
+
+
 async def requests(request: Request) -> Response:
+    """The requests with their row fields (`fal_emulator.ui.model.row`), filtered; paged when `limit` is given."""
     authorize(request)
     emulator = emulator_of(request)
-    return JSONResponse([request_summary(item) for item in emulator.requests()])
+    query = request.query_params
+    try:
+        filters = model.Filters.parse(query)
+    except ValueError as exc:
+        raise bad_request(str(exc)) from None
+    paged = "offset" in query or "limit" in query
+    offset = count(query, "offset", 0, 2**31) or 0
+    limit = count(query, "limit", model.PAGE_SIZE if paged else None, model.MAX_PAGE_SIZE)
+    found = model.page(emulator, model.up_to_date(emulator), filters, load_prices(), offset=offset, limit=limit)
+    rows = found.rows if paged else found.rows[::-1]  # unpaged: every request, oldest first
+    return JSONResponse(rows, headers={"X-Total-Count": str(found.total)})
+
+
+async def totals(request: Request) -> Response:
+    authorize(request)
+    emulator = emulator_of(request)
+    return JSONResponse(model.totals(emulator, model.up_to_date(emulator), load_prices()))
 
 
 def _load(request: Request) -> Any:
@@ -212,14 +245,9 @@ def _load(request: Request) -> Any:
 
 async def request_detail(request: Request) -> Response:
     authorize(request)
-    found = _load(request)
-    detail = request_summary(found)
-    detail.update(
-        input=found.input,
-        policy=found.policy.describe(),
-        logs=found.logs,
-        webhook_url=found.webhook_url,
-        outcome={"status_code": found.outcome.status_code, "body": found.outcome.body},
+    webhooks = request.app.state.webhooks
+    detail = model.detail(
+        emulator_of(request), _load(request), load_prices(), deliveries=webhooks.deliveries, jwks=webhooks.signer.jwks
     )
     return JSONResponse(detail)
 
@@ -240,6 +268,9 @@ async def request_action(request: Request) -> Response:
             emulator.queue.step(found.request_id)
         elif action == "complete":
             emulator.queue.complete_now(found.request_id)
+        elif action == "cancel":
+            if emulator.queue.cancel(found.request_id) == "ALREADY_COMPLETED":
+                raise ValueError(f"request {found.request_id} is already COMPLETED")
         else:
             error_type = (await body(request)).get("error_type", "internal_server_error")
             if error_type not in FAILURES:
@@ -264,6 +295,7 @@ ROUTES = [
     Route(f"{CONTROL_PREFIX}/outcomes", outcomes, methods=["GET", "POST", "DELETE"]),
     Route(f"{CONTROL_PREFIX}/journal", journal, methods=["GET", "DELETE"]),
     Route(f"{CONTROL_PREFIX}/requests", requests, methods=["GET"]),
+    Route(f"{CONTROL_PREFIX}/totals", totals, methods=["GET"]),
     Route(f"{CONTROL_PREFIX}/requests/{{request_id}}", request_detail, methods=["GET"]),
     Route(f"{CONTROL_PREFIX}/requests/{{request_id}}/{{action:str}}", request_action, methods=["POST", "PUT"]),
     Route(f"{CONTROL_PREFIX}/webhooks", webhooks, methods=["GET"]),

@@ -1,0 +1,290 @@
+"""The dashboard's read model: requests as rows, one request in full, and totals. No HTTP here.
+
+The control plane answers these as JSON (`GET /_emulator/requests`, `/_emulator/requests/{id}`,
+`/_emulator/totals`) and the page (`/_emulator/ui`) renders the same dicts, so the page shows nothing
+the JSON lacks. Every read first brings the requests up to date by their policy and the clock, as a
+status read would (without counting as a poll).
+
+Times are POSIX seconds of the emulator's clock (`*_at`), durations are seconds, prices are USD.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from fal_emulator.clock import isoformat
+from fal_emulator.errors import RequestNotFound
+from fal_emulator.queue import Request, Status
+from fal_emulator.service import Emulator
+from fal_emulator.ui.prices import Prices
+
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+STATUSES = tuple(status.value for status in Status)
+SUCCEEDED, FAILED = "ok", "error"  # error_type filters: no error at all, any error
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which requests a list shows: by endpoint id, status, and error type (`ok`: none, `error`: any)."""
+
+    endpoint_id: str | None = None
+    status: str | None = None
+    error_type: str | None = None
+
+    @classmethod
+    def parse(cls, query: Mapping[str, str]) -> Filters:
+        """Filters from query parameters; empty values are no filter. Raises ValueError for an unknown status."""
+        status = query.get("status") or None
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
+        return cls(query.get("endpoint_id") or None, status, query.get("error_type") or None)
+
+    def matches(self, request: Request) -> bool:
+        if self.endpoint_id is not None and request.endpoint_id != self.endpoint_id:
+            return False
+        if self.status is not None and request.status.value != self.status:
+            return False
+        if self.error_type is None:
+            return True
+        error_type = error_type_of(request)
+        if self.error_type == SUCCEEDED:
+            return request.status is Status.COMPLETED and request.outcome.ok
+        if self.error_type == FAILED:
+            return request.status is Status.COMPLETED and not request.outcome.ok
+        return error_type == self.error_type
+
+    def query(self) -> dict[str, str]:
+        """The filters as query parameters (only those set)."""
+        values = {"endpoint_id": self.endpoint_id, "status": self.status, "error_type": self.error_type}
+        return {name: value for name, value in values.items() if value}
+
+
+def error_type_of(request: Request) -> str | None:
+    """The `error_type` a COMPLETED request failed with (None while running, or on success)."""
+    return request.outcome.error_type if request.status is Status.COMPLETED else None
+
+
+def up_to_date(emulator: Emulator) -> list[Request]:
+    """Every stored request, oldest first, each brought up to date by its policy and the clock."""
+    requests = emulator.requests()
+    live = [request.request_id for request in requests if request.status is not Status.COMPLETED]
+    if not live:
+        return requests
+    for request_id in live:
+        try:
+            emulator.queue.status(request_id, poll=False)
+        except RequestNotFound:  # forgotten meanwhile (a reset from another process)
+            continue
+    return emulator.requests()
+
+
+def row(emulator: Emulator, request: Request, now: float, prices: Prices) -> dict[str, Any]:
+    """One request as a list shows it: ids, status, `queue_position` (while IN_QUEUE), times (POSIX
+    seconds), `age_seconds`, policy, scenario, `error_type` and `status_code` once COMPLETED, and
+    `price_usd`: what fal would have charged for its video (None when unpriced)."""
+    completed = request.status is Status.COMPLETED
+    position = None
+    if request.status is Status.IN_QUEUE:
+        position = emulator.queue.status(request.request_id, poll=False).queue_position
+    endpoint = emulator.catalog.get(request.endpoint_id)
+    return {
+        "request_id": request.request_id,
+        "endpoint_id": request.endpoint_id,
+        "app_id": request.app_id,
+        "status": request.status.value,
+        "queue_position": position,
+        "submitted_at": request.submitted_at,
+        "started_at": request.started_at,
+        "completed_at": request.completed_at,
+        "age_seconds": round(max(0.0, now - request.submitted_at), 3),
+        "policy": request.policy.describe(),
+        "scenario": request.scenario,
+        "error_type": error_type_of(request),
+        "status_code": request.outcome.status_code if completed else None,
+        "price_usd": prices.cost(endpoint, request.input) if endpoint is not None else None,
+    }
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a filtered list, newest first: `rows`, out of `total` matching requests from `offset`."""
+
+    rows: list[dict[str, Any]]
+    total: int
+    offset: int
+    limit: int
+    filters: Filters
+
+    @property
+    def previous_offset(self) -> int | None:
+        return max(0, self.offset - self.limit) if self.offset > 0 else None
+
+    @property
+    def next_offset(self) -> int | None:
+        return self.offset + self.limit if self.offset + self.limit < self.total else None
+
+
+def page(
+    emulator: Emulator, requests: Sequence[Request], filters: Filters, prices: Prices, *,
+    offset: int = 0, limit: int | None = PAGE_SIZE,
+) -> Page:  # fmt: skip
+    """The requests that match `filters`, newest first, from `offset` (all of them when `limit` is None)."""
+    matching = [request for request in reversed(requests) if filters.matches(request)]
+    chosen = matching[offset:] if limit is None else matching[offset : offset + limit]
+    now = emulator.clock.now()
+    rows = [row(emulator, request, now, prices) for request in chosen]
+    return Page(rows, len(matching), offset, limit if limit is not None else len(matching), filters)
+
+
+def timeline(request: Request, now: float) -> list[dict[str, Any]]:
+    """The states the request went through on the emulator's clock.
+
+    Each step is `{"status", "at" (POSIX seconds), "time" (ISO-8601), "offset_seconds" (since submit),
+    "seconds" (time spent in it; so far for the current state), "current"}`; the COMPLETED step also has
+    `outcome`: `OK` or the error type.
+    """
+    steps: list[tuple[Status, float]] = [(Status.IN_QUEUE, request.submitted_at)]
+    if request.started_at is not None:
+        steps.append((Status.IN_PROGRESS, request.started_at))
+    if request.completed_at is not None:
+        steps.append((Status.COMPLETED, request.completed_at))
+    entries = []
+    for index, (status, at) in enumerate(steps):
+        last = index == len(steps) - 1
+        until = now if last else steps[index + 1][1]
+        entry: dict[str, Any] = {
+            "status": status.value,
+            "at": at,
+            "time": isoformat(at),
+            "offset_seconds": round(at - request.submitted_at, 3),
+            "seconds": None if status is Status.COMPLETED else round(max(0.0, until - at), 3),
+            "current": last,
+        }
+        if status is Status.COMPLETED:
+            entry["outcome"] = error_type_of(request) or "OK"
+        entries.append(entry)
+    return entries
+
+
+def signature_valid(delivery: Mapping[str, Any], jwks: Mapping[str, Any]) -> bool | None:
+    """Does a webhook attempt's `X-Fal-Webhook-Signature` verify with a key of `jwks`?
+
+    The check a receiver makes (https://fal.ai/docs/documentation/model-apis/inference/webhooks.md):
+    Ed25519 over `request_id \\n user_id \\n timestamp \\n sha256_hex(body)`. None when nothing was signed
+    (the target was refused before sending).
+    """
+    headers, digest = delivery.get("headers"), delivery.get("body_sha256")
+    if not isinstance(headers, Mapping) or not isinstance(digest, str):
+        return None
+    names = ("X-Fal-Webhook-Request-Id", "X-Fal-Webhook-User-Id", "X-Fal-Webhook-Timestamp")
+    try:
+        message = "\n".join([*(str(headers[name]) for name in names), digest]).encode()
+        signature = bytes.fromhex(str(headers["X-Fal-Webhook-Signature"]))
+    except (KeyError, ValueError):
+        return False
+    for key in jwks.get("keys", []):
+        try:
+            x = str(key["x"])
+            Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))).verify(
+                signature, message
+            )
+        except (InvalidSignature, KeyError, ValueError):
+            continue
+        return True
+    return False
+
+
+def detail(
+    emulator: Emulator, request: Request, prices: Prices, *,
+    deliveries: Iterable[Mapping[str, Any]] = (), jwks: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """One request in full: its row, plus `input` (as submitted), `logs`, `webhook_url`, `outcome`
+    (`{status_code, body}`, the planned one until COMPLETED), `timeline`, and `webhooks`: its delivery
+    attempts, each with `signature_valid` (checked with `jwks`)."""
+    now = emulator.clock.now()
+    found = row(emulator, request, now, prices)
+    attempts = [dict(attempt) for attempt in deliveries if attempt.get("request_id") == request.request_id]
+    for attempt in attempts:
+        attempt["signature_valid"] = signature_valid(attempt, jwks or {})
+    found.update(
+        input=request.input,
+        logs=request.logs,
+        webhook_url=request.webhook_url,
+        outcome={"status_code": request.outcome.status_code, "body": request.outcome.body},
+        timeline=timeline(request, now),
+        webhooks=attempts,
+    )
+    return found
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
+
+
+def totals(emulator: Emulator, requests: Sequence[Request], prices: Prices) -> dict[str, Any]:
+    """Counts and spend over `requests`.
+
+    `{"requests", "by_status": {status: n}, "by_error_type": {error_type: n}, "median_seconds":
+    {"IN_QUEUE", "IN_PROGRESS"} (over the requests that left that state), "succeeded",
+    "spend_avoided_usd"}`. Spend avoided is what fal would have billed for the videos generated: fal bills
+    successful requests (server errors are not billed; fal's FAQ says a 422 may be), so failed requests are
+    left out; `unpriced` counts successes with no rate in the price file.
+    """
+    by_status = Counter({status: 0 for status in STATUSES})
+    by_error: Counter[str] = Counter()
+    queued: list[float] = []
+    running: list[float] = []
+    spend, succeeded, unpriced = 0.0, 0, 0
+    for request in requests:
+        by_status[request.status.value] += 1
+        left_queue = request.started_at if request.started_at is not None else request.completed_at
+        if left_queue is not None:
+            queued.append(left_queue - request.submitted_at)
+        if request.started_at is not None and request.completed_at is not None:
+            running.append(request.completed_at - request.started_at)
+        if request.status is not Status.COMPLETED:
+            continue
+        if not request.outcome.ok:
+            by_error[request.outcome.error_type or "unknown"] += 1
+            continue
+        succeeded += 1
+        endpoint = emulator.catalog.get(request.endpoint_id)
+        price = prices.cost(endpoint, request.input) if endpoint is not None else None
+        if price is None:
+            unpriced += 1
+        else:
+            spend += price
+    return {
+        "requests": len(requests),
+        "by_status": dict(by_status),
+        "by_error_type": dict(by_error.most_common()),
+        "median_seconds": {Status.IN_QUEUE.value: _median(queued), Status.IN_PROGRESS.value: _median(running)},
+        "succeeded": succeeded,
+        "spend_avoided_usd": round(spend, 2),
+        "unpriced": unpriced,
+    }
+
+
+def version(emulator: Emulator, requests: Sequence[Request], deliveries: int) -> str:
+    """A short digest of what the page shows: it changes when a request is added, moves or logs, when the
+    clock is frozen, advanced while frozen or rescaled, when policies or scripted outcomes change, and when
+    a webhook attempt is made. (Ages and a running clock alone do not change it.)"""
+    clock = emulator.clock
+    live = [(r.request_id, r.status.value, len(r.logs)) for r in requests if r.status is not Status.COMPLETED]
+    last = requests[-1].request_id if requests else None
+    state = (
+        len(requests), last, live, deliveries, clock.frozen, clock.scale, clock.now() if clock.frozen else None,
+        emulator.queue.policy.describe(), sorted((k, v.describe()) for k, v in emulator.policies.items()),
+        sorted((k, len(v)) for k, v in emulator.outcomes.items()),
+    )  # fmt: skip
+    return hashlib.sha256(repr(state).encode()).hexdigest()[:16]
