@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from PIL import Image
 
 from fal_emulator.control import EmulatorControl
 from fal_emulator.http.app import create_app
@@ -41,6 +42,11 @@ CHROMIUM_ARGS = [
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "images" / "dashboard.png"
 WAIT = 20_000  # milliseconds: the longest a page may take to show a change (a loaded CI machine)
 STORED = 10_000  # requests stored for the first-paint measurement
+# Milliseconds from navigation to the first contentful paint, once the browser has recorded it.
+FIRST_PAINT = """() => new Promise((resolve) => new PerformanceObserver((list, observer) => {
+  const [entry] = list.getEntriesByName('first-contentful-paint');
+  if (entry) { observer.disconnect(); resolve(entry.startTime); }
+}).observe({type: 'paint', buffered: true}))"""
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +96,16 @@ def page(browser: Any, ui: str, control: EmulatorControl) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     tab = context.new_page()
     tab.set_default_timeout(WAIT)
+    problems: list[str] = []  # script errors and refused resources (a Content-Security-Policy violation, say)
+    tab.on("pageerror", lambda error: problems.append(str(error)))
+    tab.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
     tab.goto(f"{ui}?token={TOKEN}")
     assert tab.url == ui  # redirected to the URL without the token
     try:
         yield tab
     finally:
         context.close()
+    assert [problem for problem in problems if "status of 400" not in problem] == []
 
 
 def expect() -> Any:
@@ -165,11 +175,14 @@ def test_a_click_on_fail_makes_fal_client_raise_that_error(
     expect()(page.locator("#control-result")).to_have_text("PUT /_emulator/policy → 200")
     assert control.policy()["default"] == "manual"
     ids: list[str] = []
+    arguments = {**SEED_REQUESTS[I2V], "image_url": fal.encode_image(Image.new("RGB", (96, 64), (200, 40, 90)))}
     with ThreadPoolExecutor(1) as pool:
-        running = pool.submit(fal.subscribe, I2V, arguments=SEED_REQUESTS[I2V], on_enqueue=ids.append)
+        running = pool.submit(fal.subscribe, I2V, arguments=arguments, on_enqueue=ids.append)
         row = page.locator("#requests tr[data-request-id]")
         expect()(row).to_have_attribute("data-status", "IN_QUEUE")
         row.get_by_role("link").click()
+        image = page.locator("#detail .images img")  # the input image, from its data: URI
+        expect()(image).to_have_js_property("naturalWidth", 96)
         fail = page.locator("#detail form[data-action=fail]")
         fail.locator("select").select_option("content_policy_violation")
         fail.get_by_role("button", name="Fail").click()
@@ -182,6 +195,36 @@ def test_a_click_on_fail_makes_fal_client_raise_that_error(
     expect()(page.locator("#error-body")).to_contain_text("flagged by a content checker")
     expect()(page.locator(f'#requests tr[data-request-id="{ids[0]}"]')).to_contain_text("content_policy_violation")
     expect()(page.locator("#totals")).to_contain_text("content_policy_violation")
+
+
+def test_the_clock_policy_outcome_and_reset_controls_call_the_control_plane(
+    page: Any, control: EmulatorControl
+) -> None:
+    def press(form: str, expected: str) -> None:
+        page.locator(f"{form} button").click()
+        expect()(page.locator("#control-result")).to_have_text(expected)
+
+    press("form[data-control$='/clock'][data-body*='true']", expected="POST /_emulator/clock → 200")
+    expect()(page.locator("#state .frozen")).to_have_text("frozen")
+    before = control.clock()["now"]
+    page.locator("input[name=advance]").fill("90")
+    press("form:has(input[name=advance])", expected="POST /_emulator/clock → 200")
+    assert control.clock()["now"] == pytest.approx(before + 90)
+    page.locator("input[name=scale]").fill("20")
+    press("form:has(input[name=scale])", expected="POST /_emulator/clock → 200")
+    assert control.clock()["scale"] == 20
+    outcomes = page.locator("form[data-name=outcomes]")
+    outcomes.locator("textarea").fill("rate_limited\ncontent_policy_violation,latency:1\nok")
+    press("form[data-name=outcomes]", expected="POST /_emulator/outcomes → 200")
+    assert control.outcomes() == {"*": 3}
+    expect()(page.locator("#state")).to_contain_text("*: 3")
+    outcomes.locator("textarea").fill("no_such_scenario")
+    outcomes.get_by_role("button").click()
+    expect()(page.locator("#control-result")).to_contain_text("→ 400: unknown scenario 'no_such_scenario'")
+    press("form[data-control^='DELETE']", expected="DELETE /_emulator/outcomes → 200")
+    assert control.outcomes() == {}
+    press("form[data-control$='/reset']", expected="POST /_emulator/reset → 200")
+    assert control.clock()["frozen"] is False and control.clock()["scale"] == 1
 
 
 def test_controls_beyond_loopback_need_the_token(browser: Any, ui: str, control: EmulatorControl) -> None:
@@ -215,7 +258,7 @@ def crowded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         scenario = "manual" if index % 100 == 0 else "content_policy_violation" if index % 10 == 0 else None
         emulator.submit(I2V, body, "http://127.0.0.1", SubmitOptions(scenario=scenario))
     listener = bind("127.0.0.1", 0)  # listening already: connections wait in its backlog until uvicorn serves
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning", timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     try:
@@ -235,9 +278,7 @@ def test_ten_thousand_requests_first_paint_and_pages(
         page.set_default_timeout(WAIT)
         page.goto(f"{crowded}?token={TOKEN}")  # sets the cookie, then the measured load
         page.goto(crowded)
-        first_paint = page.evaluate(
-            "performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? performance.now()"
-        )
+        first_paint = page.evaluate(FIRST_PAINT)
         expect()(page.locator("#page-range")).to_have_text(f"1–50 of {STORED:,}")
         expect()(page.locator("#requests tr[data-request-id]")).to_have_count(50)
         expect()(page.locator("#totals")).to_contain_text(f"{STORED:,}")

@@ -75,17 +75,22 @@ def error_type_of(request: Request) -> str | None:
 
 
 def up_to_date(emulator: Emulator) -> list[Request]:
-    """Every stored request, oldest first, each brought up to date by its policy and the clock."""
+    """Every stored request, oldest first, each brought up to date by its policy and the clock.
+
+    The store is read once; only the requests not yet COMPLETED are read again after their update.
+    """
     requests = emulator.requests()
-    live = [request.request_id for request in requests if request.status is not Status.COMPLETED]
-    if not live:
-        return requests
-    for request_id in live:
+    for index, request in enumerate(requests):
+        if request.status is Status.COMPLETED:
+            continue
         try:
-            emulator.queue.status(request_id, poll=False)
+            emulator.queue.status(request.request_id, poll=False)
         except RequestNotFound:  # forgotten meanwhile (a reset from another process)
             continue
-    return emulator.requests()
+        fresh = emulator.store.get(request.request_id)
+        if fresh is not None:
+            requests[index] = fresh
+    return requests
 
 
 def row(emulator: Emulator, request: Request, now: float, prices: Prices) -> dict[str, Any]:
