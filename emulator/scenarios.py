@@ -114,7 +114,10 @@ class Scenario:
 
     def describe(self) -> str:
         """The scenario as the tokens `parse_scenario` reads back (`""` for a plain success)."""
-        tokens = [name for name in (self.failure.name if self.failure else None, self.rejection) if name]
+        failure = self.failure.name if self.failure else None
+        if failure and self.failed_attempts is not None:
+            failure += f":{self.failed_attempts}"
+        tokens = [name for name in (failure, self.rejection) if name]
         if self.policy is not None:
             tokens.append(self.policy.describe())
         if self.latency is not None:

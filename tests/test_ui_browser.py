@@ -218,6 +218,10 @@ def test_the_clock_policy_outcome_and_reset_controls_call_the_control_plane(
     press("form[data-name=outcomes]", expected="POST /_emulator/outcomes → 200")
     assert control.outcomes() == {"*": 3}
     expect()(page.locator("#state")).to_contain_text("*: 3")
+    outcomes.locator("select[name=route]").select_option("status")  # the next status polls, any request
+    outcomes.locator("textarea").fill("timeout_408")
+    press("form[data-name=outcomes]", expected="POST /_emulator/outcomes → 200")
+    assert control.outcomes() == {"*": 3, "status:*": 1}
     outcomes.locator("textarea").fill("no_such_scenario")
     outcomes.get_by_role("button").click()
     expect()(page.locator("#control-result")).to_contain_text("→ 400: unknown scenario 'no_such_scenario'")

@@ -290,6 +290,6 @@ def version(emulator: Emulator, requests: Sequence[Request], deliveries: int) ->
     state = (
         len(requests), last, live, deliveries, clock.frozen, clock.scale, clock.now() if clock.frozen else None,
         emulator.queue.policy.describe(), sorted((k, v.describe()) for k, v in emulator.policies.items()),
-        sorted((k, len(v)) for k, v in emulator.outcomes.items()),
+        sorted(emulator.scripted_counts().items()),
     )  # fmt: skip
     return hashlib.sha256(repr(state).encode()).hexdigest()[:16]

@@ -1,12 +1,11 @@
-"""What fal would have charged for a request: the contract kit's price file, read on its own.
+"""What fal would have charged for a request's video, in USD: the price file's rate applied to its input.
 
-The rates live in one file, `contracts/prices.yaml` (USD per second of video, by endpoint id, then
-resolution with `*` for the others, then `silent` / `audio`; `verified` marks rates quoted from fal's
-pages). The contract kit's package imports Schemathesis, an optional extra, so this module finds the file
-next to that package without importing it, and reads it with PyYAML alone.
+The rates are the one price file's (`contracts/prices.yaml`: USD per second of video by endpoint id, then
+resolution with `*` for the others, then `silent` / `audio`), read as data by `fal_emulator.billing`, so the
+contract kit (whose package imports Schemathesis, an optional extra) is never imported.
 
     prices = load_prices()
-    prices.cost(endpoint, {"duration": "4s", "resolution": "720p", "generate_audio": False})  # 0.8 (USD)
+    prices.cost(endpoint, {"duration": "4s", "resolution": "720p", "generate_audio": False})  # 0.8 for veo3.1
 
 Source of the rates: the file's own `source` entries (fal model pages, `llms.txt`).
 """
@@ -14,29 +13,15 @@ Source of the rates: the file's own `source` entries (fal model pages, `llms.txt
 from __future__ import annotations
 
 import functools
-import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from fal_emulator.billing import STANDARD, PriceList, load_price_list
 from fal_emulator.catalog import Endpoint
 from fal_emulator.video import DEFAULT_RESOLUTION, clip_for
-
-Rates = Mapping[str, Mapping[str, Mapping[str, float]]]
-
-
-def prices_file() -> Path | None:
-    """`prices.yaml` of the installed `fal_emulator.contracts` package (not imported), or None."""
-    spec = importlib.util.find_spec("fal_emulator.contracts")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder) / "prices.yaml"
-        if path.is_file():
-            return path
-    return None
-
 
 PRICE_FIELDS = ("resolution", "duration", "generate_audio")  # the inputs a price depends on
 CACHE_SIZE = 4096
@@ -44,18 +29,17 @@ CACHE_SIZE = 4096
 
 @dataclass(frozen=True)
 class Prices:
-    """USD per second of video; `verified` holds the endpoint ids whose rate fal publishes."""
+    """The price list, and the cost of a request's input under it (cached per endpoint and priced inputs)."""
 
-    rates: Rates
-    verified: frozenset[str] = frozenset()
+    price_list: PriceList
     _costs: dict[tuple[Any, ...], float | None] = field(default_factory=dict, repr=False, compare=False)
 
     def per_second(self, endpoint_id: str, resolution: str, audio: bool) -> float | None:
         """The rate in USD per second, or None when the file has none for `endpoint_id`."""
-        by_resolution = self.rates.get(endpoint_id)
+        by_resolution = self.price_list.rates.get(endpoint_id)
         if not by_resolution:
             return None
-        rate = by_resolution.get(resolution) or by_resolution.get("*")
+        rate = by_resolution.get(resolution) or by_resolution.get(STANDARD)
         return None if rate is None else float(rate["audio" if audio else "silent"])
 
     def cost(self, endpoint: Endpoint, arguments: Mapping[str, Any]) -> float | None:
@@ -83,24 +67,10 @@ class Prices:
         return None if rate is None else round(rate * spec.duration, 4)
 
 
-def parse_prices(data: Any) -> Prices:
-    """The price table from the file's parsed YAML. Raises ValueError for a malformed one."""
-    try:
-        endpoints = data["endpoints"]
-        rates = {str(endpoint_id): entry["per_second"] for endpoint_id, entry in endpoints.items()}
-        verified = frozenset(str(endpoint_id) for endpoint_id, entry in endpoints.items() if entry.get("verified"))
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"malformed price file: {exc!r}") from None
-    return Prices(rates, verified)
-
-
 @functools.cache
-def load_prices(path: Path | None = None) -> Prices:
-    """The price table (cached). No file, or an unreadable one, gives an empty table: every price is None."""
-    path = path or prices_file()
-    if path is None:
-        return Prices({})
+def load_prices() -> Prices:
+    """The price table (read once). A missing or malformed file gives an empty one: every price is None."""
     try:
-        return parse_prices(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError, ValueError):
-        return Prices({})
+        return Prices(load_price_list())
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return Prices(PriceList({}))

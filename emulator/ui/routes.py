@@ -28,6 +28,7 @@ from fal_emulator.failures import FAILURES
 from fal_emulator.http.rendering import CONTROL_PREFIX, emulator_of
 from fal_emulator.inputs import decode_data_uri
 from fal_emulator.queue import Status
+from fal_emulator.scenarios import ROUTES as SCRIPTABLE_ROUTES
 from fal_emulator.ui import model
 from fal_emulator.ui.prices import load_prices
 from fal_emulator.ui.render import TEMPLATES, input_images, local_url, media_files, shown_input
@@ -107,7 +108,7 @@ def _listing(request: Request, *, oob: bool) -> dict[str, Any]:
         "now": emulator.clock.now(),
         "policy": emulator.queue.policy.describe(),
         "policies": {key: value.describe() for key, value in emulator.policies.items()},
-        "outcomes": {key: len(queue) for key, queue in emulator.outcomes.items() if queue},
+        "outcomes": emulator.scripted_counts(),
         "version": model.version(emulator, requests, len(deliveries)),
         "selected_id": request.query_params.get("request"),
         "oob": oob,
@@ -163,6 +164,7 @@ async def page(request: Request) -> Response:
         failures=list(FAILURES.values()),  # the Fail menu, in the catalogue's order (groupby keeps it)
         error_types=sorted(FAILURES),
         statuses=model.STATUSES,
+        routes=SCRIPTABLE_ROUTES,
     )
     return _with_cookie(_page("page.html", **context), token)
 
