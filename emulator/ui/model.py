@@ -25,7 +25,7 @@ from fal_emulator.clock import isoformat
 from fal_emulator.errors import RequestNotFound
 from fal_emulator.queue import Request, Status
 from fal_emulator.service import Emulator
-from fal_emulator.ui.prices import Prices
+from fal_emulator.ui.prices import PRICE_FIELDS, Prices
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -245,36 +245,55 @@ def totals(emulator: Emulator, requests: Sequence[Request], prices: Prices) -> d
     successful requests (server errors are not billed; fal's FAQ says a 422 may be), so failed requests are
     left out; `unpriced` counts successes with no rate in the price file.
     """
-    by_status = Counter({status: 0 for status in STATUSES})
+    waiting = running_now = videos = unpriced = 0
     by_error: Counter[str] = Counter()
+    succeeded: Counter[tuple[Any, ...]] = Counter()  # (endpoint id, *PRICE_FIELDS values) -> videos
     queued: list[float] = []
     running: list[float] = []
-    spend, succeeded, unpriced = 0.0, 0, 0
-    for request in requests:
-        by_status[request.status.value] += 1
-        left_queue = request.started_at if request.started_at is not None else request.completed_at
+    in_queue, completed_status = Status.IN_QUEUE, Status.COMPLETED
+    resolution, duration, audio = PRICE_FIELDS
+    for request in requests:  # one lean pass: the page reads totals over every stored request
+        status, started, completed = request.status, request.started_at, request.completed_at
+        left_queue = started if started is not None else completed
         if left_queue is not None:
             queued.append(left_queue - request.submitted_at)
-        if request.started_at is not None and request.completed_at is not None:
-            running.append(request.completed_at - request.started_at)
-        if request.status is not Status.COMPLETED:
+            if started is not None and completed is not None:
+                running.append(completed - started)
+        if status is not completed_status:
+            if status is in_queue:
+                waiting += 1
+            else:
+                running_now += 1
             continue
-        if not request.outcome.ok:
+        if request.outcome.status_code != 200:
             by_error[request.outcome.error_type or "unknown"] += 1
             continue
-        succeeded += 1
-        endpoint = emulator.catalog.get(request.endpoint_id)
-        price = prices.cost(endpoint, request.input) if endpoint is not None else None
-        if price is None:
+        videos += 1
+        arguments = request.input
+        key = (request.endpoint_id, arguments.get(resolution), arguments.get(duration), arguments.get(audio))
+        try:
+            succeeded[key] += 1
+        except TypeError:  # an unhashable input value names no clip: no price
             unpriced += 1
+    spend = 0.0
+    for (endpoint_id, *values), count in succeeded.items():
+        endpoint = emulator.catalog.get(endpoint_id)
+        arguments = {name: value for name, value in zip(PRICE_FIELDS, values, strict=True) if value is not None}
+        price = prices.cost(endpoint, arguments) if endpoint is not None else None
+        if price is None:
+            unpriced += count
         else:
-            spend += price
+            spend += price * count
     return {
         "requests": len(requests),
-        "by_status": dict(by_status),
+        "by_status": {
+            Status.IN_QUEUE.value: waiting,
+            Status.IN_PROGRESS.value: running_now,
+            Status.COMPLETED.value: len(requests) - waiting - running_now,
+        },
         "by_error_type": dict(by_error.most_common()),
         "median_seconds": {Status.IN_QUEUE.value: _median(queued), Status.IN_PROGRESS.value: _median(running)},
-        "succeeded": succeeded,
+        "succeeded": videos,
         "spend_avoided_usd": round(spend, 2),
         "unpriced": unpriced,
     }

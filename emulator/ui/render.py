@@ -78,7 +78,7 @@ def local_url(url: str, request: Request) -> str | None:
         return None
     host = parts.hostname or ""
     public = emulator_of(request).settings.public_url
-    own = {request.url.hostname or "", urllib.parse.urlsplit(public).hostname or "" if public else ""}
+    own = {request.url.hostname or "", (urllib.parse.urlsplit(public).hostname or "") if public else ""}
     if host and host not in own and not _loopback(host):
         return None
     return parts.path + (f"?{parts.query}" if parts.query else "")
