@@ -238,6 +238,7 @@ def banner(listening: Listening, settings: Settings) -> str:
     return (
         f"fal-emulator: fal's queue API on {listening.https_url} (HTTPS) and {listening.http_url} (HTTP); "
         f"HTTPS proxy for fal's own hostnames on {listening.proxy_url}\n"
+        f"fal-emulator: dashboard {listening.http_url}/_emulator/ui\n"
         "fal-emulator: in the shell that runs your app (from any directory):\n"
         f'  eval "$({command} --proxy)"   # fal\'s hostnames through the proxy: any fal_client release, uploads too\n'
         f'  eval "$({command})"           # or FAL_QUEUE_RUN_HOST / FAL_RUN_HOST (fal_client 0.13 and later)'

@@ -8,6 +8,7 @@ import base64
 import io
 import subprocess
 import sys
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from PIL import Image
 from starlette.testclient import TestClient
 
 from fal_emulator.catalog import load_catalog
+from fal_emulator.settings import Settings
 from fal_emulator.ui.model import signature_valid
 from fal_emulator.ui.prices import load_prices
 from tests.conftest import KEY, SEED_REQUESTS, ClientFactory
@@ -226,3 +228,26 @@ def test_the_live_list_fragment_updates_the_totals_and_state_too(make_client: Cl
     assert 'id="totals" class="totals" hx-swap-oob="true"' in fragment
     assert 'id="state" class="state" hx-swap-oob="true"' in fragment
     assert "1–1 of 1" in fragment and "content_policy_violation" in fragment
+
+
+def test_output_videos_play_from_the_page_s_own_origin_only_for_this_emulator(make_client: ClientFactory) -> None:
+    client = make_client(policy="instant", public_url="https://emulator.example:9443")
+    request_id = submit(client)
+    page = client.get("/_emulator/ui", params={"request": request_id}).text
+    assert 'src="/files/1280x720_8s_audio.mp4"' in page  # the public URL's host is this emulator's
+    assert 'href="/files/1280x720_8s_audio.mp4"' in page
+
+
+def test_local_url_keeps_other_hosts_out_of_the_page() -> None:
+    from starlette.requests import Request
+
+    from fal_emulator.ui.render import local_url
+
+    app = SimpleNamespace(state=SimpleNamespace(emulator=SimpleNamespace(settings=Settings())))
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [(b"host", b"emu.test:8470")], "app": app,
+             "query_string": b"", "scheme": "http", "server": ("emu.test", 8470)}  # fmt: skip
+    request = Request(scope)
+    assert local_url("https://emu.test:8471/files/a.mp4?fault=slow", request) == "/files/a.mp4?fault=slow"
+    assert local_url("http://127.0.0.1:1/files/a.mp4", request) == "/files/a.mp4"
+    assert local_url("https://v3.fal.media/files/a.mp4", request) is None
+    assert local_url("https://emu.test/elsewhere/a.mp4", request) is None
