@@ -24,6 +24,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from fal_emulator.errors import RequestNotFound
 from fal_emulator.failures import FAILURES
 from fal_emulator.http.rendering import CONTROL_PREFIX, emulator_of
 from fal_emulator.inputs import decode_data_uri
@@ -118,10 +119,10 @@ def _listing(request: Request, *, oob: bool) -> dict[str, Any]:
 def _detail(request: Request, request_id: str) -> dict[str, Any] | None:
     """One request as the page shows it, or None when it is not (or no longer) stored."""
     emulator = emulator_of(request)
-    found = emulator.store.get(request_id)
-    if found is None:
+    try:
+        emulator.queue.status(request_id, poll=False)  # bring it up to date
+    except RequestNotFound:
         return None
-    emulator.queue.status(request_id, poll=False)  # bring it up to date
     found = emulator.store.get(request_id)
     if found is None:
         return None
