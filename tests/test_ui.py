@@ -249,5 +249,6 @@ def test_local_url_keeps_other_hosts_out_of_the_page() -> None:
     request = Request(scope)
     assert local_url("https://emu.test:8471/files/a.mp4?fault=slow", request) == "/files/a.mp4?fault=slow"
     assert local_url("http://127.0.0.1:1/files/a.mp4", request) == "/files/a.mp4"
-    assert local_url("https://v3.fal.media/files/a.mp4", request) is None
+    assert local_url("https://v3.fal.media/files/a.mp4", request) == "/files/a.mp4"  # proxy mode: served here
+    assert local_url("https://cdn.example.com/files/a.mp4", request) is None
     assert local_url("https://emu.test/elsewhere/a.mp4", request) is None

@@ -14,6 +14,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 
 from fal_emulator.clock import isoformat
+from fal_emulator.fal_hosts import role_of
 from fal_emulator.http.rendering import emulator_of
 from fal_emulator.inputs import IMAGE_FIELDS
 
@@ -70,8 +71,9 @@ def _loopback(host: str) -> bool:
 def local_url(url: str, request: Request) -> str | None:
     """A URL of this emulator's media (`/files/…`) as a path on the page's own origin, else None.
 
-    Outputs name the host they were submitted on (often the HTTPS listener, whose throwaway CA a browser
-    does not trust); as a path the page plays them from the listener it was loaded from.
+    Outputs name the host they were submitted on: the HTTPS listener (whose throwaway CA a browser does not
+    trust), or fal's media host `v3.fal.media` when the client came through the proxy. As a path the page
+    plays them from the listener it was loaded from.
     """
     parts = urllib.parse.urlsplit(url)
     if not parts.path.startswith("/files/") or parts.scheme not in ("http", "https", ""):
@@ -79,7 +81,7 @@ def local_url(url: str, request: Request) -> str | None:
     host = parts.hostname or ""
     public = emulator_of(request).settings.public_url
     own = {request.url.hostname or "", (urllib.parse.urlsplit(public).hostname or "") if public else ""}
-    if host and host not in own and not _loopback(host):
+    if host and host not in own and not _loopback(host) and role_of(parts.netloc) != "media":
         return None
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
