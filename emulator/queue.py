@@ -13,6 +13,10 @@ and a failed request is COMPLETED with an error outcome: fal has no FAILED statu
 When a request takes its next step is a `Policy`: `immediate`, after N status polls (`polls:N`),
 after T seconds of the injected clock (`timed:Q,R`), or `manual` (only `Queue.step`). Progression is
 lazy: the state is brought up to date whenever a request is read, so no background task is needed.
+
+A runner may need time of its own to produce the output (the emulator renders MP4s): `Queue.finish_gate`,
+when set, is consulted whenever a request IN_PROGRESS is brought up to date and before it takes its
+`finish` step; it holds the request IN_PROGRESS until the output exists, whatever the policy.
 """
 
 from __future__ import annotations
@@ -240,6 +244,20 @@ def transactional(method: Method) -> Method:
     return wrapper  # type: ignore[return-value]
 
 
+class FinishGate(Protocol):
+    """The runner's say in when a running request may finish (`Queue.finish_gate`).
+
+    Called with a request IN_PROGRESS and the clock's time (POSIX seconds) whenever the request is brought
+    up to date (so the runner can start its work as the request starts), and before its `finish` step.
+    Returns None while the output does not exist yet (the request stays IN_PROGRESS), else
+    `(outcome, ready_at)`: the outcome to complete with (e.g. the planned one with the output file's exact
+    `file_size`) and the clock time from which it may finish (0.0: any time). Must not raise.
+    Only a successful planned outcome is gated: cancel, expiry and an explicit outcome (`fail_now`) are not.
+    """
+
+    def __call__(self, request: Request, now: float) -> tuple[Outcome, float] | None: ...
+
+
 def _log(message: str, at: float, *, level: str = "INFO") -> JSON:
     return {"message": message, "level": level, "source": "USER", "timestamp": isoformat(at)}
 
@@ -252,6 +270,7 @@ class Queue:
         self.clock = clock
         self.ids = ids
         self.policy = policy
+        self.finish_gate: FinishGate | None = None  # see FinishGate; None: a request finishes when its policy says
 
     @transactional
     def submit(
@@ -353,9 +372,10 @@ class Queue:
             raise InvalidTransition(f"request {request_id} is already COMPLETED")
         if outcome is not None:
             request.outcome = outcome
-        for status in (Status.IN_QUEUE, Status.IN_PROGRESS):  # through IN_PROGRESS, so it has run (for 0 s)
-            if request.status is status:
-                self._enter(request, PROGRESS_EVENT[status], now)
+        if request.status is Status.IN_QUEUE:  # through IN_PROGRESS, so it has run (for 0 s)
+            self._enter(request, "start", now)
+        if outcome is not None or self._output_ready(request, now):
+            self._enter(request, "finish", now)
         return self._view(request, now)
 
     @transactional
@@ -366,7 +386,8 @@ class Queue:
         self._progress(request, now)
         if request.status is Status.COMPLETED:
             raise InvalidTransition(f"request {request_id} is already COMPLETED")
-        self._enter(request, PROGRESS_EVENT[request.status], now)
+        if request.status is Status.IN_QUEUE or self._output_ready(request, now):
+            self._enter(request, PROGRESS_EVENT[request.status], now)
         return self._view(request, now)
 
     # -- internals -----------------------------------------------------------------------------
@@ -399,14 +420,35 @@ class Queue:
                 self._enter(request, "expire", deadline, save=False)
                 changed = True
                 break
-            if due is None or due > now:
+            at = max(due, request.entered_at) if due is not None else None
+            if request.status is Status.IN_PROGRESS and self.finish_gate is not None and request.outcome.ok:
+                ready = self.finish_gate(request, now)
+                if ready is None:
+                    break  # the runner's output does not exist yet
+                if at is not None and at <= now:
+                    request.outcome = ready[0]
+                    at = min(max(at, ready[1]), now)
+            if at is None or at > now:
                 break
-            self._enter(request, PROGRESS_EVENT[request.status], max(due, request.entered_at), save=False)
+            self._enter(request, PROGRESS_EVENT[request.status], at, save=False)
             changed = True
         if request.status is Status.IN_PROGRESS:
             changed |= self._reveal_logs(request, now)
         if changed:
             self.store.save(request)
+
+    def _output_ready(self, request: Request, now: float) -> bool:
+        """For a forced finish (`step`, `complete_now`): True when the finish gate lets the request finish now
+        (filling in its outcome). Otherwise the request is marked to finish as soon as its output exists."""
+        if self.finish_gate is None or not request.outcome.ok:
+            return True
+        ready = self.finish_gate(request, now)
+        if ready is None:
+            request.policy = PRESETS["immediate"]
+            self.store.save(request)
+            return False
+        request.outcome = ready[0]
+        return True
 
     def _run_seconds(self, request: Request) -> float:
         return request.policy.seconds_in(Status.IN_PROGRESS, request.units)
@@ -442,6 +484,8 @@ class Queue:
         if request.status is Status.IN_PROGRESS:
             request.started_at = at
             self._reveal_logs(request, at)
+            if self.finish_gate is not None and request.outcome.ok:
+                self.finish_gate(request, at)  # the runner starts its work as the request starts
         elif request.status is Status.COMPLETED:
             request.completed_at = at
             if previous is Status.IN_PROGRESS:
