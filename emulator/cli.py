@@ -72,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--store", choices=["memory", "sqlite"], help="where requests live (default memory; sqlite survives restarts)"
     )
+    serve.add_argument(
+        "--render", choices=["on", "off"], help="render output MP4s from a readable input image (default on)"
+    )
+    serve.add_argument("--render-cache-mb", type=int, help="disk space for rendered MP4s, LRU (default 512)")
     serve.add_argument("--key", action="append", dest="keys", help="accept only this key (repeatable)")
     serve.add_argument("--public-url", help="base URL put in status_url/response_url/file urls (default: as reached)")
     serve.add_argument(
@@ -146,7 +150,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         name: getattr(args, name, None)
         for name in (
             "host", "http_port", "https_port", "proxy_port", "state_dir", "policy", "time_scale", "seed", "public_url",
-            "prompt_scenarios", "control_token", "store",
+            "prompt_scenarios", "control_token", "store", "render", "render_cache_mb",
         )
     }  # fmt: skip
     keys, allow = getattr(args, "keys", None), getattr(args, "webhook_allow", None)

@@ -17,6 +17,8 @@
 | control_token    | FAL_EMULATOR_CONTROL_TOKEN     | none (required beyond loopback)  |
 | webhook_allow    | FAL_EMULATOR_WEBHOOK_ALLOW     | loopback only: hosts webhooks may be sent to |
 | store            | FAL_EMULATOR_STORE             | memory; `sqlite`: state_dir/emulator.sqlite3 |
+| render           | FAL_EMULATOR_RENDER            | on: MP4s rendered from a readable input; `off`: fixtures |
+| render_cache_mb  | FAL_EMULATOR_RENDER_CACHE_MB   | 512: MB of rendered MP4s kept (LRU) |
 | openapi_dir      | FAL_EMULATOR_OPENAPI_DIR       | the project's openapi/           |
 | fixtures_dir     | FAL_EMULATOR_FIXTURES_DIR      | the project's fixtures/          |
 
@@ -40,6 +42,7 @@ from fal_emulator.queue import Policy
 
 PREFIX = "FAL_EMULATOR_"
 STORES = ("memory", "sqlite")
+RENDER_MODES = ("on", "off")
 
 
 def default_state_dir(environ: Mapping[str, str]) -> Path:
@@ -64,6 +67,8 @@ class Settings:
     control_token: str | None = None
     webhook_allow: tuple[str, ...] = ()
     store: str = "memory"
+    render: str = "on"
+    render_cache_mb: int = 512
     openapi_dir: Path = OPENAPI_DIR
     fixtures_dir: Path = FIXTURES_DIR
 
@@ -71,6 +76,10 @@ class Settings:
         Policy.parse(self.policy)  # raises ValueError for an unknown policy
         if self.store not in STORES:
             raise ValueError(f"unknown store {self.store!r}: use {' or '.join(STORES)}")
+        if self.render not in RENDER_MODES:
+            raise ValueError(f"unknown render mode {self.render!r}: use {' or '.join(RENDER_MODES)}")
+        if self.render_cache_mb < 0:
+            raise ValueError(f"render_cache_mb must be >= 0, got {self.render_cache_mb}")
         if self.time_scale <= 0:
             raise ValueError(f"time_scale must be > 0, got {self.time_scale}")
         for port in (self.http_port, self.https_port, self.proxy_port):
