@@ -23,6 +23,7 @@ from fal_emulator.inputs import check_input_images
 from fal_emulator.journal import Journal
 from fal_emulator.media import MediaLibrary
 from fal_emulator.queue import Outcome, Policy, Queue, StatusView, Store
+from fal_emulator.render.renderer import Renderer
 from fal_emulator.scenarios import (
     QUEUE_ATTEMPTS,
     ROUTES,
@@ -127,6 +128,11 @@ class Emulator:
         self.media = MediaLibrary(settings.fixtures_dir)
         self.journal = Journal(self.clock)
         self.uploads = Uploads(settings.state_dir / "uploads", self.answer_ids)
+        # Output MP4s rendered from the input image; the queue holds a request IN_PROGRESS until its file exists.
+        self.renders = Renderer(
+            settings, catalog=catalog, media=self.media, reader=self.uploads.read_url, clock=self.clock
+        )
+        self.queue.finish_gate = self.renders.finish_gate
         self.outcomes: dict[str, deque[Scenario]] = {}  # endpoint id (or "*") -> scripted scenarios, FIFO
         # (route, endpoint id | "*" | request id) -> what the next calls to that route meet, FIFO (not submit)
         self.route_outcomes: dict[tuple[str, str], deque[Scenario]] = {}
@@ -141,6 +147,7 @@ class Emulator:
         self.store.reset()
         self.journal.clear()
         self.uploads.reset()
+        self.renders.reset()
         self.outcomes.clear()
         self.route_outcomes.clear()
         self.policies.clear()
@@ -237,11 +244,14 @@ class Emulator:
         spec = clip_for(endpoint, arguments, image)
         if scenario.failure is not None:
             return Outcome.failure(scenario.failure.error()), spec
+        faults = sorted(scenario.faults & {"truncate", "slow"})
+        job = self.renders.plan(endpoint, arguments)
+        if job is not None:  # rendered from the user's input while the request runs (Renderer.finish_gate)
+            return Outcome.success({"video": self.renders.pending_file(job, base_url, faults)}), job.spec
         try:
             clip = self.media.clip(spec)
         except LookupError as exc:
             return Outcome.failure(RequestError("internal_error", str(exc), 500)), spec
-        faults = sorted(scenario.faults & {"truncate", "slow"})
         if faults:
             video = dict(self.media.file_object(clip, base_url))
             video["url"] += "?fault=" + ",".join(faults)

@@ -1,9 +1,11 @@
-"""The generated videos, streamed from `fixtures/` like fal's CDN serves them: public, with Range.
+"""The generated videos, streamed from `fixtures/` (or the render cache) like fal's CDN serves them: public,
+with Range.
 
 `GET /files/{file_name}` answers 200 with the whole MP4 (`Content-Length` equal to the File's
 `file_size`), 206 for a satisfiable `Range`, 416 otherwise, and 304 for a matching `If-None-Match`.
-The ETag is the clip's SHA-256, so it is the same on every machine. A `?fault=truncate` or `?fault=slow`
-URL (from a scenario) serves the clip cut in half or in small slow chunks.
+The ETag is the file's SHA-256 (a fixture clip's is the same on every machine). A rendered clip
+(`{render key}.mp4`, see `fal_emulator.render`) is served from `state_dir/renders/` the same way.
+A `?fault=truncate` or `?fault=slow` URL (from a scenario) serves the clip cut in half or in small slow chunks.
 """
 
 from __future__ import annotations
@@ -48,16 +50,19 @@ def _valid_range(value: bytes) -> bool:
 
 async def media(request: Request) -> Response:
     file_name = request.path_params["file_name"]
-    clip = emulator_of(request).media.by_name(file_name)
-    if clip is None:
+    emulator = emulator_of(request)
+    clip = emulator.media.by_name(file_name)
+    found = (clip.path, clip.file_size, clip.sha256) if clip is not None else emulator.renders.served(file_name)
+    if found is None:
         raise NotFound(f"File {file_name} not found")
-    etag = f'"{clip.sha256}"'
+    path, size, sha256 = found
+    etag = f'"{sha256}"'
     faults = set(request.query_params.get("fault", "").split(","))
     if faults & {"truncate", "slow"}:
-        return faulty(clip.path, clip.file_size, truncate="truncate" in faults, slow="slow" in faults)
+        return faulty(path, size, truncate="truncate" in faults, slow="slow" in faults)
     if _matches(request.headers.get("if-none-match", ""), etag):
         return Response(status_code=304, headers={"etag": etag})
-    return ClipResponse(clip.path, media_type="video/mp4", headers={"etag": etag, "cache-control": "public"})
+    return ClipResponse(path, media_type="video/mp4", headers={"etag": etag, "cache-control": "public"})
 
 
 SLOW_CHUNK, SLOW_PAUSE = 16 * 1024, 0.05  # bytes, seconds
