@@ -68,7 +68,8 @@ def framed(picture: Image.Image, margin: tuple[int, int]) -> Image.Image:
 
 @dataclass
 class Decoded:
-    frames: list[Image.Image]
+    frames: list[Image.Image]  # every frame, or (ends_only) the first and the last
+    count: int  # frames in the stream
     size: tuple[int, int]
     fps: float
     seconds: float
@@ -76,8 +77,8 @@ class Decoded:
     audio_seconds: float
 
 
-def decode(source: Path | bytes) -> Decoded:
-    """Every frame (as RGB, converted by the BT.709 matrix the stream is tagged with) and the stream facts."""
+def decode(source: Path | bytes, *, ends_only: bool = False) -> Decoded:
+    """The frames (as RGB, converted by the BT.709 matrix the stream is tagged with) and the stream facts."""
     opened = av.open(str(source) if isinstance(source, Path) else io.BytesIO(source), "r")
     with opened as container:
         video = container.streams.video[0]
@@ -87,9 +88,15 @@ def decode(source: Path | bytes) -> Decoded:
             stream = container.streams.audio[0]
             assert stream.duration is not None and stream.time_base is not None
             audio_seconds = float(stream.duration * stream.time_base)
-        frames = [rgb_image(frame) for frame in container.decode(video)]
+        frames, count, last = [], 0, None
+        for count, frame in enumerate(container.decode(video), start=1):
+            if not ends_only or count == 1:
+                frames.append(rgb_image(frame))
+            last = frame
+        if ends_only and last is not None:
+            frames.append(rgb_image(last))
         assert container.duration is not None and video.average_rate is not None
-        return Decoded(frames, (video.width, video.height), float(video.average_rate),
+        return Decoded(frames, count, (video.width, video.height), float(video.average_rate),
                        container.duration / av.time_base, audio, audio_seconds)  # fmt: skip
 
 
