@@ -247,7 +247,9 @@ class Emulator:
         faults = sorted(scenario.faults & {"truncate", "slow"})
         job = self.renders.plan(endpoint, arguments)
         if job is not None:  # rendered from the user's input while the request runs (Renderer.finish_gate)
-            return Outcome.success({"video": self.renders.pending_file(job, base_url, faults)}), job.spec
+            return self._billed(
+                endpoint, job.spec, {"video": self.renders.pending_file(job, base_url, faults)}
+            ), job.spec
         try:
             clip = self.media.clip(spec)
         except LookupError as exc:

@@ -118,6 +118,12 @@ def test_the_input_image_comes_back_as_the_first_frame_and_media_is_served_exact
     assert clip.seconds == pytest.approx(4.0, abs=1 / 24)
     assert_close(clip.frames[0], picture, mean=2.0, p99=6, most=12)
 
+    placeholder = submit(client, "https://example.com/never-fetched.png", generate_audio=True)  # same size
+    billed = [
+        client.get(one["response_url"], headers=KEY).headers["x-fal-billable-units"] for one in (submitted, placeholder)
+    ]
+    assert billed[0] == billed[1]  # billed as the same clip
+
     # The same request again: the cached render answers at once (instant policy), byte for byte.
     again = submit(client, image_url, generate_audio=True)
     assert status(client, again)["status"] == "COMPLETED"

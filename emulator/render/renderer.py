@@ -228,7 +228,7 @@ class Renderer:
         fixture = dict(self.media.file_object(clip, base))
         if query:
             fixture["url"] += "?" + query
-        return Outcome.success({**request.outcome.body, "video": fixture})
+        return Outcome(200, {**request.outcome.body, "video": fixture}, request.outcome.headers)
 
     # -- serving -------------------------------------------------------------------------------
 
