@@ -250,6 +250,19 @@ def test_a_lost_render_whose_upload_is_gone_completes_with_the_fixture_clip(apps
     assert len(client.get(video["url"]).content) == video["file_size"]
 
 
+def test_a_render_that_fails_completes_with_the_fixture_clip(apps: Apps) -> None:
+    client, emulator = apps.start()
+    held = emulator.renders.executor = HeldRenders()
+    held.abandon = True  # the encoder raises, as for a video FFmpeg stops decoding half-way
+    held.release.set()
+    submitted = submit(client, data_uri(png(solid((64, 64), (3, 3, 3)))), seed=5)
+    assert emulator.renders.wait(DEADLINE)
+    assert status(client, submitted)["status"] == "COMPLETED"
+    video = result(client, submitted)["video"]
+    assert video["file_name"] == "720x720_4s_silent.mp4"
+    assert len(client.get(video["url"]).content) == video["file_size"]
+
+
 def test_the_render_cache_keeps_to_its_size_least_recently_used_first(apps: Apps) -> None:
     client, emulator = apps.start(render_cache_mb=0)
     names = []
