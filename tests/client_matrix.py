@@ -154,8 +154,9 @@ def run_js(version: str, recipe: str, server: EmulatorProcess) -> Cell:
 
 
 def matrix_server(state_dir: Path) -> EmulatorProcess:
-    """A started emulator for the drivers: every request takes one status poll per state; HELD stays queued."""
-    server = EmulatorProcess(state_dir, policy="polls:1")
+    """A started emulator for the drivers: every request takes one status poll per state; HELD stays queued;
+    placeholder clips (the drivers check their names; rendering is tested through fal_client in test_render_*)."""
+    server = EmulatorProcess(state_dir, policy="polls:1", extra_args=("--render", "off"))
     listening = server.start()
     with httpx.Client(base_url=listening.http_url, trust_env=False) as control:
         control.put("/_emulator/policy", json={"policy": "manual", "endpoint_id": HELD_ENDPOINT}).raise_for_status()
