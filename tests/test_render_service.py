@@ -118,6 +118,9 @@ def test_the_input_image_comes_back_as_the_first_frame_and_media_is_served_exact
     assert clip.seconds == pytest.approx(4.0, abs=1 / 24)
     assert_close(clip.frames[0], picture, mean=2.0, p99=6, most=12)
 
+    page = client.get("/_emulator/ui", params={"request": submitted["request_id"]}).text
+    assert f'src="/files/{video["file_name"]}"' in page  # the dashboard plays it (with Range requests)
+
     placeholder = submit(client, "https://example.com/never-fetched.png", generate_audio=True)  # same size
     billed = [
         client.get(one["response_url"], headers=KEY).headers["x-fal-billable-units"] for one in (submitted, placeholder)

@@ -199,7 +199,7 @@ def test_without_a_token_the_page_is_open_and_carries_none(client: TestClient) -
 
 
 def test_one_request_shows_its_input_images_output_and_journal(make_client: ClientFactory) -> None:
-    client = make_client(policy="instant")
+    client = make_client(policy="instant", render="off")  # completed at once (a rendered video: test_render_*)
     uri, data = png_data_uri()
     _, uploaded = png_data_uri(32, 32)
     file_url = initiate_and_put(client, uploaded, "frame.png", "image/png")
