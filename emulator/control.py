@@ -140,13 +140,16 @@ class EmulatorControl:
 
         `route` is `"submit"` (default: a submit to `endpoint_id`, `"*"` for any, or its `fal.run`),
         `"status"` (a status poll), `"stream"` (a status stream), `"result"` or `"cancel"`; for those four the
-        calls are about requests submitted to `endpoint_id`, or only `request_id` when given. A scenario is
-        any error type (`"content_policy_violation"`), a rejection (`"rate_limited"`, `"ingress_503"`,
-        `"timeout_408"`, `"conflict_409"`), a latency token, `"drop"` or `"ok"` (a normal answer); at submit
-        also a policy; several tokens join with commas (see fal_emulator.scenarios).
+        calls are about requests submitted to `endpoint_id`, or only `request_id` when given. At submit a
+        scenario is any error type (`"content_policy_violation"`), a rejection, a policy, a latency token,
+        `"drop"` or `"ok"` (a normal answer); on the other four routes only what fal's gateway answers to any
+        call: `"ingress_502"`/`"ingress_503"`/`"ingress_504"`, `"timeout_408"`, `"conflict_409"`,
+        `"rate_limited"`, `"unauthorized"`, a latency token, `"drop"` or `"ok"`. Several tokens join with
+        commas (see fal_emulator.scenarios).
 
-        Raises ControlError 400 for a bad token or a token that cannot meet that route (a policy on a status
-        poll), 404 for an unknown endpoint or request id.
+        Raises ControlError 400 for a bad token or a token that cannot meet that route (an error type or a
+        policy on a status poll: fail the request with `fail()` or at submit instead), 404 for an unknown
+        endpoint or request id.
         """
         payload: dict[str, Any] = {"endpoint_id": endpoint_id, "outcomes": list(scenarios), "route": route}
         if request_id is not None:

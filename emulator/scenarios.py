@@ -25,10 +25,13 @@ the `prompt_scenarios` setting is on, written in the prompt as `[[fal-emulator:T
     ok                                a plain success (useful in a scripted FIFO)
 
 Scenarios also reach the other queue routes (`ROUTES`: a status poll, the status stream, a result fetch, a
-cancel), one per call: there a scenario is what that one call meets instead of its normal answer: a rejection
-(`ingress_503`, `timeout_408`, `rate_limited`, ...), an error type (the call answers with that error at once),
-`latency:…`, `drop` or `ok`. `for_route` refuses the tokens that only describe a request (policies, `truncate`,
-`slow`, `payload_error`, `queue_full`).
+cancel), one per call: there a scenario is what that one call meets instead of its normal answer, and only what
+fal's gateway can answer to any call (`GATEWAY_REJECTIONS`: `ingress_502/503/504`, `timeout_408`, `conflict_409`,
+`rate_limited`, `unauthorized`), `latency:…`, `drop` or `ok`. `for_route` refuses the rest with the reason: an
+error type belongs to the request (fal's status never answers one: a failed request is `COMPLETED` + `error`,
+and its result answers the same error every time), `locked` refuses only submits (a locked user's status calls
+still answer 200, fal-ai/fal#1147), and policies, `truncate`, `slow`, `payload_error` and `queue_full` describe
+a request.
 
 Unknown tokens raise ScenarioError, which the HTTP layer answers as 400 `bad_request`.
 """
@@ -162,32 +165,58 @@ REJECTIONS = ("unauthorized", "locked", "rate_limited", "queue_full", *STATUS_RE
 
 Route = Literal["submit", "status", "stream", "result", "cancel"]
 ROUTES: tuple[Route, ...] = ("submit", "status", "stream", "result", "cancel")
-SUBMIT_ONLY_REJECTIONS = frozenset({"queue_full"})
+# What fal's gateway may answer to any call, before the call reaches the request: the only rejections a status
+# poll, a status stream, a result fetch or a cancel meets. `locked` and `queue_full` refuse submits only.
+GATEWAY_REJECTIONS = ("unauthorized", "rate_limited", *STATUS_REJECTIONS, *INGRESS)
+SUBMIT_ONLY_REJECTIONS = frozenset(REJECTIONS) - frozenset(GATEWAY_REJECTIONS)
+INSTEAD = (
+    "to make the request fail, give it the error at submit (X-Fal-Emulator-Scenario, or a script with "
+    'route submit) or fail it now (POST /_emulator/requests/{id}/fail {"error_type": ...})'
+)
+
+
+def _why_not(scenario: Scenario, route: str) -> str | None:
+    """Why `scenario` cannot meet a call to `route` (not submit), or None when it can."""
+    if scenario.failure is not None and scenario.failed_attempts is None:
+        owner = (
+            "a result answers the request's own outcome, the same every time (fal's queue docs, result)"
+            if route == "result"
+            else "fal never answers a request's error there: a failed request is COMPLETED with error and error_type"
+        )
+        return f"an error type belongs to the request: {owner}; {INSTEAD}"
+    if scenario.rejection == "locked":
+        return (
+            "a locked account is refused at submit; its status, result and cancel calls still answer (fal-ai/fal#1147)"
+        )
+    if scenario.rejection in SUBMIT_ONLY_REJECTIONS:
+        return f"{scenario.rejection} refuses submits only"
+    if scenario.policy is not None or scenario.faults - {"drop"} or scenario.failed_attempts is not None:
+        return "it describes a request (its timing, its video, its webhook, its attempts), not one call"
+    return None
 
 
 def for_route(scenario: Scenario, route: str, text: str = "") -> Scenario:
-    """`scenario` as a call to `route` meets it. Raises ScenarioError for an unknown route, or for a token that
-    describes a request (a policy, `truncate`, `slow`, `queue_full`) on a route other than submit."""
+    """`scenario` as a call to `route` meets it. Raises ScenarioError for an unknown route, or, on a route other
+    than submit, for anything but a gateway rejection (`GATEWAY_REJECTIONS`), `latency:…`, `drop` or `ok`: the
+    message says why and what to use instead."""
     if route not in ROUTES:
         raise ScenarioError(f"unknown route {route!r}: use one of {', '.join(ROUTES)}")
     if route == "submit":
         return scenario
-    request_only = scenario.policy is not None or scenario.faults - {"drop"} or scenario.failed_attempts is not None
-    if request_only or scenario.rejection in SUBMIT_ONLY_REJECTIONS:
+    reason = _why_not(scenario, route)
+    if reason is not None:
         raise ScenarioError(
-            f"scenario {text or scenario!r} cannot meet a {route} call: there use a rejection "
-            f"({', '.join(name for name in REJECTIONS if name not in SUBMIT_ONLY_REJECTIONS)}), an error type, "
-            "latency:…, drop or ok"
+            f"scenario {text or scenario!r} cannot meet a {route} call: {reason}. On {route} use "
+            f"{', '.join(GATEWAY_REJECTIONS)}, latency:…, drop or ok"
         )
     return scenario
 
 
 def call_error(scenario: Scenario) -> FalError | GatewayError | None:
-    """What a status poll, stream, result fetch or cancel answers instead of its normal answer, if anything."""
-    if scenario.rejection:
+    """What a status poll, stream, result fetch or cancel answers instead of its normal answer, if anything: a
+    gateway rejection (`for_route` lets no other error reach those routes)."""
+    if scenario.rejection is not None and scenario.rejection in GATEWAY_REJECTIONS:
         return rejection_error(scenario.rejection)
-    if scenario.failure is not None:
-        return scenario.failure.error()
     return None
 
 

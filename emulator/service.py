@@ -25,9 +25,9 @@ from fal_emulator.media import MediaLibrary
 from fal_emulator.queue import Outcome, Policy, Queue, StatusView, Store
 from fal_emulator.render.renderer import Renderer
 from fal_emulator.scenarios import (
+    GATEWAY_REJECTIONS,
     QUEUE_ATTEMPTS,
     ROUTES,
-    SUBMIT_ONLY_REJECTIONS,
     Scenario,
     ScenarioError,
     for_route,
@@ -201,9 +201,9 @@ class Emulator:
             selector = request_id
         else:
             selector = endpoint_id if endpoint_id == ANY_ENDPOINT else self.endpoint(endpoint_id).endpoint_id
-        queue = self.route_outcomes.setdefault((route, selector), deque())
-        queue.extend(scripted)
-        return len(queue)
+        if scripted:  # an empty script leaves no empty queue behind
+            self.route_outcomes.setdefault((route, selector), deque()).extend(scripted)
+        return len(self.route_outcomes.get((route, selector), ()))
 
     def scripted_counts(self) -> dict[str, int]:
         """Scripted scenarios waiting: `{endpoint id or "*": n}` for submits, `{"route:selector": n}` for the
@@ -221,12 +221,16 @@ class Emulator:
             raise ScenarioError(f"unknown route {route!r}")
         if header:
             rejection = parse_scenario(header).rejection
-            return Scenario(rejection=None if rejection in SUBMIT_ONLY_REJECTIONS else rejection)
+            return Scenario(rejection=rejection if rejection in GATEWAY_REJECTIONS else None)
         found = self.store.get(request_id) if self.route_outcomes else None
         for selector in (request_id, found.endpoint_id if found else None, ANY_ENDPOINT):
-            queue = self.route_outcomes.get((route, selector)) if selector else None
+            key = (route, selector or "")
+            queue = self.route_outcomes.get(key) if selector else None
             if queue:
-                return queue.popleft()
+                scenario = queue.popleft()
+                if not queue:  # an emptied script is forgotten: no entry per request id lingers until reset
+                    del self.route_outcomes[key]
+                return scenario
         return Scenario()
 
     def _scenario(self, endpoint: Endpoint, options: SubmitOptions) -> Scenario:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from fal_emulator.control import EmulatorControl
+from fal_emulator.control import ControlError, EmulatorControl
 from fal_emulator.testing import EmulatorProcess
 from tests.conftest import SEED_REQUESTS, imported_fal_client
 
@@ -53,34 +53,15 @@ def codes(control: EmulatorControl, request_id: str, suffix: str) -> list[int]:
 
 RETRIED = {"ingress_502": 502, "ingress_503": 503, "ingress_504": 504, "timeout_408": 408, "conflict_409": 409,
            "rate_limited": 429}  # fmt: skip
-NOT_RETRIED = {
-    "runner_disconnected": 503,  # fal's own 503: it carries x-fal-request-id
-    "internal_server_error": 500,
-    "request_timeout": 504,  # fal's own 504, with x-fal-request-id
-    "unauthorized": 401,
-}
 
 
-@pytest.mark.parametrize("token", sorted(RETRIED))
-def test_a_status_poll_answered_408_409_429_or_ingress_5xx_is_retried(
-    fal: Any, control: EmulatorControl, token: str
-) -> None:
+def test_a_status_poll_answered_401_is_not_retried(fal: Any, control: EmulatorControl) -> None:
     handle = fal.submit(ENDPOINT, arguments=ARGUMENTS)
-    control.fail_next(token, route="status", request_id=handle.request_id)
-    assert handle.get()["video"]["content_type"] == "video/mp4"
-    assert codes(control, handle.request_id, "/status") == [RETRIED[token], 200]
-
-
-@pytest.mark.parametrize("token", sorted(NOT_RETRIED))
-def test_a_status_poll_answered_with_fals_own_error_is_not_retried(
-    fal: Any, control: EmulatorControl, token: str
-) -> None:
-    handle = fal.submit(ENDPOINT, arguments=ARGUMENTS)
-    control.fail_next(token, route="status", request_id=handle.request_id)
+    control.fail_next("unauthorized", route="status", request_id=handle.request_id)
     with pytest.raises(fal.FalClientHTTPError) as caught:
         handle.get()
-    assert caught.value.status_code == NOT_RETRIED[token]
-    assert codes(control, handle.request_id, "/status") == [NOT_RETRIED[token]]
+    assert caught.value.status_code == 401
+    assert codes(control, handle.request_id, "/status") == [401]
 
 
 def test_subscribe_rides_out_two_ingress_503s_on_its_polls(fal: Any, control: EmulatorControl) -> None:
@@ -121,13 +102,26 @@ def test_a_result_fetch_is_retried_like_a_poll(fal: Any, control: EmulatorContro
     assert codes(control, handle.request_id, "") == [504, 409, 200]
 
 
-def test_a_result_fetch_answered_500_is_not_retried(fal: Any, control: EmulatorControl) -> None:
-    handle = fal.submit(ENDPOINT, arguments=ARGUMENTS)
-    control.fail_next("runner_server_error", route="result", request_id=handle.request_id)
+def test_the_result_of_a_request_that_failed_with_a_500_is_not_retried(fal: Any, control: EmulatorControl) -> None:
+    """fal's own 5xx carries `x-fal-request-id`: fal_client retries only the ingress's."""
+    handle = fal.submit(ENDPOINT, arguments=ARGUMENTS, headers={"X-Fal-Emulator-Scenario": "runner_server_error"})
     with pytest.raises(fal.FalClientHTTPError) as caught:
         handle.get()
     assert (caught.value.status_code, caught.value.error_type) == (500, "runner_server_error")
     assert codes(control, handle.request_id, "") == [500]
+
+
+@pytest.mark.parametrize(("route", "token"), [("status", "runner_disconnected"), ("result", "no_media_generated")])
+def test_an_error_type_on_a_poll_or_a_result_is_refused_saying_what_to_use_instead(
+    fal: Any, control: EmulatorControl, route: str, token: str
+) -> None:
+    """fal's status never answers a request's error, and a result answers the request's own outcome."""
+    handle = fal.submit(ENDPOINT, arguments=ARGUMENTS)
+    with pytest.raises(ControlError) as refused:
+        control.fail_next(token, route=route, request_id=handle.request_id)
+    assert refused.value.status_code == 400
+    assert "POST /_emulator/requests/{id}/fail" in str(refused.value)
+    assert handle.get()["video"]["content_type"] == "video/mp4"
 
 
 def test_a_cancel_is_retried_too(fal: Any, control: EmulatorControl) -> None:
@@ -153,6 +147,23 @@ def test_stream_of_a_failing_request_answers_fals_json_error(fal: Any) -> None:
 
     with pytest.raises(httpx_sse.SSEError, match="application/json"):
         list(fal.stream(ENDPOINT, arguments=ARGUMENTS, headers={"X-Fal-Emulator-Scenario": "no_media_generated"}))
+
+
+def test_stream_of_a_request_that_fails_after_its_200_raises(fal: Any, control: EmulatorControl) -> None:
+    """Queued 10 s with a 1.5 s start deadline: a 504 after the stream began. fal_client yields every `data:`
+    event as an output (`event.json()`), so the answer carries none and is cut short: it raises."""
+    import httpx
+
+    control.set_scale(20)  # the deadline passes in 75 ms of real time; the next reset() puts the scale back
+    headers = {"X-Fal-Emulator-Scenario": "timed:10,1", "X-Fal-Request-Timeout": "1.5"}
+    events: list[Any] = []
+    with pytest.raises(httpx.RemoteProtocolError):
+        events.extend(fal.stream(ENDPOINT, arguments=ARGUMENTS, headers=headers))
+    assert events == []
+    [call] = [entry for entry in control.journal(method="POST") if entry["path"].endswith("/stream")]
+    [request] = control.requests()
+    assert call["status"] == 200
+    assert control.request(request["request_id"])["outcome"]["body"]["error_type"] == "request_timeout"
 
 
 def test_fals_queue_retries_a_flaky_runner_unless_x_fal_no_retry(fal: Any, control: EmulatorControl) -> None:

@@ -72,13 +72,57 @@ def test_408_and_409_reach_every_route_with_a_request_id(
     assert again.status_code != code
 
 
-def test_an_error_type_answers_the_call_with_that_error(client: TestClient) -> None:
+@pytest.mark.parametrize("route", ["status", "stream", "result", "cancel"])
+@pytest.mark.parametrize("token", ["content_policy_violation", "no_media_generated", "runner_disconnected", "locked"])
+def test_what_fal_never_answers_to_a_status_result_or_cancel_call_is_refused(
+    client: TestClient, route: str, token: str
+) -> None:
+    """fal's status never answers a model error (a failed request is COMPLETED + error), a locked user's status
+    calls still answer 200 (fal-ai/fal#1147), and a result answers the request's own outcome every time."""
     submitted = submit(client)
-    script(client, ["internal_server_error"], route="status")
-    answer = client.get(submitted["status_url"], headers=KEY)
-    assert answer.status_code == 500
-    assert answer.json()["detail"][0]["type"] == "internal_server_error"
-    assert answer.headers["x-fal-retryable"] == "true"
+    answer = script(client, ["ok", token], route=route, request_id=submitted["request_id"])
+    assert answer.status_code == 400, answer.text
+    detail = answer.json()["detail"]
+    assert f"cannot meet a {route} call" in detail
+    if token == "locked":
+        assert "refused at submit" in detail and "still answer" in detail
+    else:
+        assert "an error type belongs to the request" in detail
+        assert "POST /_emulator/requests/{id}/fail" in detail and "route submit" in detail
+    assert "ingress_503" in detail and "timeout_408" in detail  # what to use there instead
+    assert client.get("/_emulator/outcomes").json() == {}  # nothing of the refused script was kept
+    status = client.get(submitted["status_url"], headers=KEY)
+    assert status.status_code == 202 and "error" not in status.json()
+
+
+def test_a_request_that_really_failed_answers_its_error_on_every_result_fetch(client: TestClient) -> None:
+    """What a test that wants a failing result uses instead: the error at submit (or `fail`)."""
+    response = client.post(
+        f"/{ENDPOINT}", json=SEED_REQUESTS[ENDPOINT], headers={**KEY, SCENARIO: "instant,no_media_generated"}
+    )
+    submitted = response.json()
+    status = client.get(submitted["status_url"], headers=KEY).json()
+    assert (status["status"], status["error_type"]) == ("COMPLETED", "no_media_generated")
+    answers = [client.get(submitted["response_url"], headers=KEY) for _ in range(2)]
+    assert [answer.status_code for answer in answers] == [422, 422]
+    assert answers[0].json() == answers[1].json()
+
+
+def test_the_scenario_header_never_answers_a_poll_with_locked_or_an_error_type(client: TestClient) -> None:
+    submitted = submit(client)
+    for token in ("locked", "runner_disconnected", "content_policy_violation"):
+        answer = client.get(submitted["status_url"], headers={**KEY, SCENARIO: token})
+        assert answer.status_code in (200, 202) and "error" not in answer.json()
+
+
+def test_a_script_emptied_by_its_calls_is_forgotten(client: TestClient) -> None:
+    submitted = submit(client)
+    emulator = client.app.state.emulator  # type: ignore[attr-defined]
+    script(client, ["ingress_503"], route="status", request_id=submitted["request_id"])
+    script(client, [], route="result", request_id=submitted["request_id"])
+    assert len(emulator.route_outcomes) == 1
+    assert client.get(submitted["status_url"], headers=KEY).status_code == 503
+    assert emulator.route_outcomes == {}
 
 
 def test_a_stream_meets_its_fault_before_it_starts(client: TestClient) -> None:

@@ -18,17 +18,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Send
 
 from fal_emulator.errors import ConnectionDrop, FalError, ModelError, RequestError, error_item
 from fal_emulator.http.auth import authenticate
 from fal_emulator.http.host_routing import media_base_url
 from fal_emulator.http.rendering import REQUEST_ID_HEADER, base_url, emulator_of, fal_json, status_body
-from fal_emulator.queue import Outcome, Status
+from fal_emulator.queue import Outcome, Status, StatusView
 from fal_emulator.scenarios import HEADER as SCENARIO_HEADER, call_error
 from fal_emulator.service import Submission, SubmitOptions
 
@@ -38,6 +39,63 @@ RUN_TICK = 0.02  # seconds between two looks at a synchronous request
 TRUE_VALUES = {"1", "true"}
 NO_RETRY_VALUES = {"1", "true", "yes"}  # X-Fal-No-Retry (common-parameters.md); other values leave retries on
 FALSE_VALUES = {"0", "false", ""}
+
+
+KEEPALIVE = ": keepalive\n\n"  # an SSE comment: both clients' parsers skip it
+
+
+async def watch(read: Callable[[], StatusView], tick: float) -> AsyncIterator[StatusView]:
+    """`read()` now, then every `tick` seconds, until it reads COMPLETED: that view is the last one yielded.
+    What every wait for a request does (a status stream, `fal.run`, `/stream`)."""
+    while True:
+        view = read()
+        yield view
+        if view.status is Status.COMPLETED:
+            return
+        await asyncio.sleep(tick)
+
+
+class Keepalive:
+    """When an open stream owes its client a `: keepalive` comment: `every` seconds after it last sent something
+    (fal sends one every 15 s; `stream_keepalive`)."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self.last = time.monotonic()
+
+    def sent(self) -> None:
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        """True (and counted as sent) when a comment is owed now."""
+        if time.monotonic() - self.last < self.every:
+            return False
+        self.sent()
+        return True
+
+
+class StreamCut(Exception):
+    """Raised by an `EventStream`'s events: end the answer here, without its final chunk."""
+
+
+class EventStream(StreamingResponse):
+    """`200 text/event-stream` from an async iterator of SSE text. When the iterator raises `StreamCut` the answer
+    ends without its final (zero-length) chunk and the server closes the connection: an HTTP client sees a body
+    cut short, a transport error (httpx `RemoteProtocolError`, fetch's `TypeError: terminated`), never a complete
+    stream. It is how a failure that comes after the `200` reaches client code as a failure."""
+
+    def __init__(self, events: AsyncIterator[str], headers: dict[str, str]) -> None:
+        super().__init__(events, media_type="text/event-stream", headers=headers)
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        try:
+            async for chunk in self.body_iterator:
+                data = chunk if isinstance(chunk, bytes | memoryview) else chunk.encode(self.charset)
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+        except StreamCut:
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def wants_logs(request: Request) -> bool:
@@ -155,13 +213,13 @@ async def stream_status(request: Request) -> Response:
     emulator = emulator_of(request)
     app_path, request_id = request.path_params["app_path"], request.path_params["request_id"]
     with_logs = wants_logs(request)
-    first = emulator.status(app_path, request_id)  # raises RequestNotFound before the stream starts
+    emulator.status(app_path, request_id, poll=False)  # raises RequestNotFound before the stream starts
     base = base_url(request)
-    keepalive = emulator.settings.stream_keepalive
+    keepalive = Keepalive(emulator.settings.stream_keepalive)
 
     async def events() -> AsyncIterator[str]:
-        view, last_body, sent_lines, last_sent = first, None, 0, time.monotonic()
-        while True:
+        last_body, sent_lines = None, 0
+        async for view in watch(lambda: emulator.status(app_path, request_id), STREAM_TICK):
             body = status_body(view, base, with_logs=with_logs)
             new_lines = view.logs[sent_lines:] if isinstance(body.get("logs"), list) else []
             if body.get("logs") is not None:
@@ -172,14 +230,9 @@ async def stream_status(request: Request) -> Response:
                     body["logs"] = new_lines
                     sent_lines = len(view.logs)
                 yield f"data: {json.dumps(body)}\n\n"
-                last_sent = time.monotonic()
-            if view.status is Status.COMPLETED:
-                return
-            if time.monotonic() - last_sent >= keepalive:
-                yield ": keepalive\n\n"
-                last_sent = time.monotonic()
-            await asyncio.sleep(STREAM_TICK)
-            view = emulator.status(app_path, request_id)
+                keepalive.sent()
+            elif view.status is not Status.COMPLETED and keepalive.due():
+                yield KEEPALIVE
 
     headers = {REQUEST_ID_HEADER: request_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
@@ -205,11 +258,10 @@ async def _until_completed(request: Request, request_id: str) -> Outcome:
     """Wait for a synchronous request's outcome; a caller that goes away cancels it (fal.run's request ends
     with its connection)."""
     emulator = emulator_of(request)
-    while emulator.queue.status(request_id).status is not Status.COMPLETED:
-        if await request.is_disconnected():
+    async for view in watch(lambda: emulator.queue.status(request_id), RUN_TICK):
+        if view.status is not Status.COMPLETED and await request.is_disconnected():
             emulator.queue.cancel(request_id)
             break
-        await asyncio.sleep(RUN_TICK)
     return emulator.queue.result(request_id)
 
 
@@ -224,14 +276,18 @@ async def stream_run(request: Request) -> Response:
     """`POST /run/{endpoint id}/stream`: what `fal_client.stream()` and `@fal-ai/client`'s `fal.stream()` call.
 
     fal documents `/stream` only for apps that stream partial outputs; Veo's behaviour there is unknown, so
-    the emulator chooses (DIVERGENCES.md): the request runs as `fal.run` runs it, and the answer is
+    the emulator chooses (DIVERGENCES.md #18a): the request runs as `fal.run` runs it, and the answer is
     `200 text/event-stream` at once, `: keepalive` comments while it runs, then one `data:` event holding the
     output (what `fal.run` answers) and the end of the stream, so the clients' last event (JS `done()`) is
-    the output. A request whose planned outcome is an error (a bad input, a scenario's error) answers as
-    `fal.run` does instead, when it completes: fal's JSON error with its status; one that fails after the
-    stream began (cancelled, its start deadline passed) ends with an `event: error` whose data is fal's
-    error body. Both clients parse each event's data as JSON (fal_client `iter_sse` + `event.json()`,
-    @fal-ai/client `streaming.js`).
+    the output. Both clients parse each event's data as JSON and ignore the event's name (fal_client
+    `iter_sse` + `event.json()`, @fal-ai/client `streaming.js`), so an error can never be an event:
+    - a request whose planned outcome is an error (a bad input, a scenario's error) answers as `fal.run` does,
+      when it completes: fal's JSON error with its status (both clients raise it);
+    - one that fails after the `200` left (cancelled, its start deadline passed) gets a `: error STATUS BODY`
+      comment (for a human reading the stream) and the answer is cut without its final chunk (`EventStream`):
+      fal_client raises httpx's `RemoteProtocolError`, `done()` rejects with an `ApiError`.
+    `x-fal-billable-units` is sent only when the request had already completed with its output before the
+    answer began: fal bills no server error (its FAQ), and headers cannot be taken back.
     """
     submission = (await _enqueue(request))[0]
     request_id = submission.view.request_id
@@ -240,23 +296,26 @@ async def stream_run(request: Request) -> Response:
     if not planned.ok:
         outcome = await _until_completed(request, request_id)
         return fal_json(outcome.body, outcome.status_code, request_id, outcome.headers)
-    keepalive = emulator.settings.stream_keepalive
+    done = emulator.queue.status(request_id, poll=False).status is Status.COMPLETED
+    billing = planned.headers if done and emulator.queue.result(request_id).ok else {}
+    keepalive = Keepalive(emulator.settings.stream_keepalive)
 
     async def events() -> AsyncIterator[str]:
-        completed, last_sent = False, time.monotonic()
+        completed = False
         try:
-            while emulator.queue.status(request_id).status is not Status.COMPLETED:
-                if time.monotonic() - last_sent >= keepalive:
-                    yield ": keepalive\n\n"
-                    last_sent = time.monotonic()
-                await asyncio.sleep(RUN_TICK)
+            async for view in watch(lambda: emulator.queue.status(request_id), RUN_TICK):
+                if view.status is not Status.COMPLETED and keepalive.due():
+                    yield KEEPALIVE
             completed = True
             outcome = emulator.queue.result(request_id)
-            kind = "" if outcome.ok else "event: error\n"
-            yield f"{kind}data: {json.dumps(outcome.body)}\n\n"
+            if outcome.ok:
+                yield f"data: {json.dumps(outcome.body)}\n\n"
+            else:
+                yield f": error {outcome.status_code} {json.dumps(outcome.body)}\n\n"
+                raise StreamCut()
         finally:
             if not completed:  # the caller went away: the request ends with its connection, as fal.run's
                 emulator.queue.cancel(request_id)
 
-    headers = {**planned.headers, REQUEST_ID_HEADER: request_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+    headers = {**billing, REQUEST_ID_HEADER: request_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return EventStream(events(), headers)

@@ -7,6 +7,7 @@ import { describe, it } from "node:test";
 import { ApiError, ValidationError } from "@fal-ai/client";
 
 import {
+  EMULATOR_URL,
   POLL_INTERVAL,
   SCENARIO_HEADER,
   SEED_ENDPOINT,
@@ -14,6 +15,7 @@ import {
   middlewareClient,
   pollUntilCompleted,
   proxyClient,
+  toEmulator,
 } from "./helpers.mjs";
 
 function isContentPolicyViolation(error) {
@@ -121,3 +123,37 @@ for (const [name, makeClient] of [
     });
   });
 }
+
+describe("fal.stream of a request that fails after its 200", () => {
+  it("rejects done() and yields no event, never resolving with the error body", async () => {
+    // Queued 10 s with a 1.5 s start deadline: a 504 after the answer began. The client ignores SSE event
+    // names, so the emulator sends no data event and cuts the answer short.
+    const clock = (scale) =>
+      fetch(`${EMULATOR_URL}/_emulator/clock`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ scale }),
+      });
+    await clock(20); // the deadline passes in 75 ms of real time
+    try {
+      const fal = middlewareClient({
+        requestMiddleware: async (request) => ({
+          ...request,
+          url: toEmulator(request.url),
+          headers: { ...request.headers, [SCENARIO_HEADER]: "timed:10,1", "X-Fal-Request-Timeout": "1.5" },
+        }),
+      });
+      const stream = await fal.stream(SEED_ENDPOINT, { input: SEED_INPUT });
+      const rejected = assert.rejects(stream.done(), (error) => {
+        assert.ok(error instanceof ApiError, String(error)); // the client's wrapping of fetch's "terminated"
+        return true;
+      });
+      const events = [];
+      for await (const event of stream) events.push(event);
+      await rejected;
+      assert.deepEqual(events, []);
+    } finally {
+      await clock(1);
+    }
+  });
+});

@@ -2,7 +2,8 @@
 // faults scripted per request through the emulator's control plane; every count comes from its journal.
 //
 // From the client's source (queue.js, retry.js, request.js):
-// - queue.status: QUEUE_STATUS_RETRY_CONFIG, 5 retries (6 attempts) on 429, 500, 502, 503, 504;
+// - queue.status: QUEUE_STATUS_RETRY_CONFIG, 5 retries (6 attempts) on 429, 500, 502, 503, 504 (a status poll
+//   meets only gateway answers: fal's status never answers a request's error);
 // - queue.result: QUEUE_RETRY_CONFIG, 3 retries (4 attempts) on 429, 502, 503, 504;
 // - queue.cancel: the client's own `retry` config (default 3 retries on 429, 502, 503, 504);
 // - queue.streamStatus: never retried (its response handler reports the error instead of throwing it);
@@ -60,13 +61,13 @@ function apiError(status) {
 }
 
 describe("@fal-ai/client retries", () => {
-  it("queue.status retries 503 (ingress or fal's own) and 500, then answers", async () => {
+  it("queue.status retries 503, 502, 504 and 429, then answers", async () => {
     const fal = quickRetries();
     const requestId = await submitted(fal);
-    await script("status", requestId, ["ingress_503", "runner_disconnected", "internal_server_error"]);
+    await script("status", requestId, ["ingress_503", "ingress_502", "ingress_504", "rate_limited"]);
     const status = await fal.queue.status(SEED_ENDPOINT, { requestId });
     assert.equal(status.request_id, requestId);
-    assert.deepEqual(await codes(requestId, "/status"), [503, 503, 500, 202]);
+    assert.deepEqual(await codes(requestId, "/status"), [503, 502, 504, 429, 202]);
   });
 
   it("queue.status gives up after 6 attempts (5 retries)", async () => {
@@ -103,16 +104,33 @@ describe("@fal-ai/client retries", () => {
     assert.deepEqual((await codes(result.requestId, "/status")).slice(0, 2), [503, 202]);
   });
 
-  it("queue.result gives up after 4 attempts (3 retries), and never retries a 500", async () => {
+  it("queue.result gives up after 4 attempts (3 retries)", async () => {
     const fal = quickRetries();
     const requestId = await submitted(fal, { "X-Fal-Emulator-Scenario": "instant" });
-    await script("result", requestId, ["ingress_504", "rate_limited", "ingress_503", "ingress_502", "runner_server_error"]);
+    await script("result", requestId, ["ingress_504", "rate_limited", "ingress_503", "ingress_502"]);
     await assert.rejects(fal.queue.result(SEED_ENDPOINT, { requestId }), apiError(502));
     assert.deepEqual(await codes(requestId, ""), [504, 429, 503, 502]);
-    await assert.rejects(fal.queue.result(SEED_ENDPOINT, { requestId }), apiError(500));
-    assert.deepEqual(await codes(requestId, ""), [504, 429, 503, 502, 500]);
     const result = await fal.queue.result(SEED_ENDPOINT, { requestId });
     assert.equal(result.data.video.content_type, "video/mp4");
+  });
+
+  it("queue.result never retries a 500: the error of a request that failed, the same every time", async () => {
+    const fal = quickRetries();
+    const requestId = await submitted(fal, { "X-Fal-Emulator-Scenario": "instant,runner_server_error" });
+    await assert.rejects(fal.queue.result(SEED_ENDPOINT, { requestId }), apiError(500));
+    await assert.rejects(fal.queue.result(SEED_ENDPOINT, { requestId }), apiError(500));
+    assert.deepEqual(await codes(requestId, ""), [500, 500]);
+  });
+
+  it("an error type on a status poll is refused: fal never answers one there", async () => {
+    const requestId = await submitted(quickRetries());
+    const response = await fetch(`${EMULATOR_URL}/_emulator/outcomes`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ route: "status", request_id: requestId, outcomes: ["runner_disconnected"] }),
+    });
+    assert.equal(response.status, 400);
+    assert.match((await response.json()).detail, /POST \/_emulator\/requests\/\{id\}\/fail/);
   });
 
   it("queue.result never retries a 504 with X-Fal-Request-Timeout-Type: user (a start deadline passed)", async () => {
