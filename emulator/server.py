@@ -6,7 +6,8 @@ fal's own hostnames to the HTTPS listener, so a client of any release reaches it
 `HTTPS_PROXY`. Port 0 picks a free one. All three are bound before anything is written, so a port in use
 fails the start with its address and touches no file of a running server. Then `serve()` writes
 `server.json` in the state directory with the ports it got, and prints one `fal-emulator ready {json}` line:
-the readiness signal that `fal-emulator env`, the pytest fixture and scripts wait on.
+the readiness signal that `fal-emulator env`, the pytest fixture and scripts wait on. A state dir whose
+`server.json` names a server that still answers is refused before anything is bound: one server per state dir.
 """
 
 from __future__ import annotations
@@ -121,7 +122,24 @@ class ListenError(OSError):
 
 
 class StateDirError(OSError):
-    """The state directory cannot be written; the message names it and what to do."""
+    """The state directory cannot be written, or another running server uses it; the message says what to do."""
+
+
+def refuse_a_running_server(state_dir: Path) -> None:
+    """Raise StateDirError when `state_dir/server.json` names a server that still answers its health check with
+    its pid: a second server would take over its `server.json` and certificates, and `env` would lose the first.
+    A stale `server.json` (a crash, a stopped server) is no obstacle."""
+    from fal_emulator.exports import NotRunning, running_server  # exports imports this module
+
+    try:
+        listening = running_server(state_dir)
+    except NotRunning:
+        return
+    raise StateDirError(
+        errno.EBUSY,
+        f"the state dir {state_dir} is in use by a running fal-emulator (pid {listening.pid}, {listening.http_url}); "
+        "stop it, or choose another with --state-dir DIR or FAL_EMULATOR_STATE_DIR",
+    )
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -247,12 +265,14 @@ def banner(listening: Listening, settings: Settings) -> str:
 
 async def serve(settings: Settings, *, log_level: str = "info") -> None:
     """Run until SIGINT/SIGTERM. Raises ListenError when a port cannot be bound (before anything is written),
-    StateDirError when the state dir cannot be written, and OSError for anything else the system refuses."""
+    StateDirError when the state dir cannot be written or a running server uses it (before anything is bound or
+    written), and OSError for anything else the system refuses."""
     if not is_loopback(settings.host) and not settings.control_token:
         settings = dataclasses.replace(settings, control_token=secrets.token_urlsafe(24))
         print(
             f"fal-emulator: listening beyond loopback; control plane token: {settings.control_token}", file=sys.stderr
         )
+    refuse_a_running_server(settings.state_dir)
     sockets = bind_listeners(settings)
     try:
         tls = prepare_state_dir(settings)

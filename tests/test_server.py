@@ -41,11 +41,13 @@ def serve_command(*args: str) -> list[str]:
 
 
 def test_a_port_in_use_names_itself_and_leaves_the_running_servers_files_alone(tmp_path: Path) -> None:
-    with EmulatorProcess(tmp_path) as server:
+    with EmulatorProcess(tmp_path / "first") as server:
         assert server.listening is not None
-        files = {path: path.read_bytes() for path in [*(tmp_path / "tls").iterdir(), server_file(tmp_path)]}
+        first = tmp_path / "first"
+        files = {path: path.read_bytes() for path in [*(first / "tls").iterdir(), server_file(first)]}
         port = server.listening.https_port
-        args = ("--state-dir", str(tmp_path), "--http-port", "0", "--https-port", str(port), "--proxy-port", "0")
+        state_dir = tmp_path / "second"
+        args = ("--state-dir", str(state_dir), "--http-port", "0", "--https-port", str(port), "--proxy-port", "0")
         done = subprocess.run(serve_command(*args), capture_output=True, text=True, timeout=60)
         assert done.returncode == 1
         assert done.stderr.strip().splitlines() == [
@@ -54,7 +56,24 @@ def test_a_port_in_use_names_itself_and_leaves_the_running_servers_files_alone(t
             "with --https-port PORT (0 = any free port)"
         ]
         assert {path: path.read_bytes() for path in files} == files
-        assert read_listening(tmp_path) == server.listening
+        assert not state_dir.exists()
+
+
+def test_a_second_server_on_the_same_state_dir_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    """Before: the second took `server.json` and the certificates over, and once it stopped `env` said no server
+    ran while the first still answered."""
+    with EmulatorProcess(tmp_path) as server:
+        assert server.listening is not None
+        files = {path: path.read_bytes() for path in [*(tmp_path / "tls").iterdir(), server_file(tmp_path)]}
+        ports = ("--http-port", "0", "--https-port", "0", "--proxy-port", "0")
+        done = subprocess.run(serve_command("--state-dir", str(tmp_path), *ports), capture_output=True, text=True)
+        assert done.returncode == 1
+        assert done.stderr.strip().splitlines() == [
+            f"fal-emulator: the state dir {tmp_path} is in use by a running fal-emulator (pid {server.listening.pid}, "
+            f"{server.listening.http_url}); stop it, or choose another with --state-dir DIR or FAL_EMULATOR_STATE_DIR"
+        ]
+        assert {path: path.read_bytes() for path in files} == files
+        assert running_server(tmp_path) == server.listening  # `env` still names the first
 
 
 def test_an_unwritable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
