@@ -111,12 +111,13 @@ def container(image: str) -> Iterator[dict[str, str]]:
 
 
 def test_the_seed_request_on_the_published_http_port(container: dict[str, str]) -> None:
-    with httpx.Client(base_url=container["http"], headers=KEY, trust_env=False) as client:
+    with httpx.Client(base_url=container["http"], headers=KEY, trust_env=False, timeout=60) as client:
         submitted = client.post(f"/{I2V}", json=SEED_REQUESTS[I2V]).json()
-        for _ in range(200):
-            status = client.get(submitted["status_url"])  # on the address the client reached
-            if status.json()["status"] == "COMPLETED":
-                break
+        # The image's `default` timing takes about 2 s: wait on the status stream (on the address the client
+        # reached), which closes after COMPLETED, never on a count of polls.
+        with client.stream("GET", submitted["status_url"] + "/stream") as stream:
+            events = [json.loads(line[len("data: ") :]) for line in stream.iter_lines() if line.startswith("data: ")]
+        assert events[-1]["status"] == "COMPLETED" and "error" not in events[-1], events[-1]
         video = client.get(f"/fal-ai/veo3/requests/{submitted['request_id']}").json()["video"]
         assert video["file_name"] == "1280x720_8s_audio.mp4"
         assert client.get(f"/files/{video['file_name']}").content[4:8] == b"ftyp"
