@@ -4,8 +4,10 @@ Each Python release runs in its own venv (`.matrix/py-VERSION/`, kept between ru
 of `fal-emulator env --proxy`; each JS release in its own folder (`.matrix/js-VERSION/`) through both of the
 README's recipes (requestMiddleware, proxyUrl). The drivers (tests/matrix/) run subscribe,
 submit/status/result/cancel, run and upload against one real emulator (`polls:1`) and print one JSON line
-per operation. `scripts/client-matrix` runs them all and prints the README's Markdown table; CI runs the
-oldest and newest of each (tests/test_client_matrix.py).
+per operation. `scripts/client-matrix` installs and runs them all and prints the README's Markdown table; CI
+runs the oldest and newest of each (`CI_CELLS`, tests/test_client_matrix.py), which `scripts/test` installs
+first with `scripts/client-matrix --prepare`: the tests themselves reach no network, and skip naming that
+command when a release is not prepared.
 """
 
 from __future__ import annotations
@@ -33,16 +35,31 @@ OPERATIONS = {"subscribe": "subscribe", "queue": "submit/status/result/cancel", 
 HELD_ENDPOINT = "fal-ai/veo3/fast"  # the drivers' cancel target: kept IN_QUEUE
 INSTALL_TIMEOUT = 300  # seconds
 RUN_TIMEOUT = 120  # seconds per cell
+CI_CELLS = (
+    ("python", PYTHON_RELEASES[0], ""),
+    ("python", PYTHON_RELEASES[-1], ""),
+    *[("js", version, recipe) for version in (JS_RELEASES[0], JS_RELEASES[-1]) for recipe in JS_RECIPES],
+)  # the oldest and newest of each client: what CI runs, and what `--prepare` installs
+PREPARE = "scripts/client-matrix --prepare"
+# Before 1.10 `proxyUrl` is a string that @fal-ai/client applies only in a browser (`typeof window`): the
+# driver defines `window` to run it under node, so those cells hold for browser code only.
+BROWSER_ONLY_PROXY = ("1.0.4", "1.2.3", "1.5.0", "1.8.5")
+BROWSER_ONLY = "✅ (browser only)"
 OLD_PY = "builds `https://queue.{FAL_RUN_HOST}/`, so only the proxy reaches it; uploads via `rest.alpha.fal.ai`"
-OLD_JS = "uploads via `rest.alpha.fal.ai`; proxyUrl is a string applied only in browsers: the driver defines `window`"
+OLD_JS = "uploads via `rest.alpha.fal.ai`"
+OLD_JS_PROXY = (
+    "uploads via `rest.alpha.fal.ai`; a string `proxyUrl` applies only in browsers (the driver defines `window`)"
+)
 NOTES = {
-    **{("python", version): OLD_PY for version in ("0.5.9", "0.7.0", "0.10.0")},
-    ("python", "0.13.2"): "uploads via `rest.fal.ai` and `v3.fal.media`",
-    ("python", "0.14.1"): "uploads via `rest.fal.ai` and `v3.fal.media`",
-    ("python", "1.0.0"): "backup hosts `queue.falrun.com`, `falrun.com` are tunnelled too",
-    ("python", "1.0.3"): "backup hosts `queue.falrun.com`, `falrun.com` are tunnelled too",
-    **{("js", version): OLD_JS for version in ("1.0.4", "1.2.3", "1.5.0", "1.8.5")},
-    ("js", "1.10.1"): 'uploads via `rest.fal.ai`; `proxyUrl: {url, when: "always"}`',
+    **{("python", version, ""): OLD_PY for version in ("0.5.9", "0.7.0", "0.10.0")},
+    ("python", "0.13.2", ""): "uploads via `rest.fal.ai` and `v3.fal.media`",
+    ("python", "0.14.1", ""): "uploads via `rest.fal.ai` and `v3.fal.media`",
+    ("python", "1.0.0", ""): "backup hosts `queue.falrun.com`, `falrun.com` are tunnelled too",
+    ("python", "1.0.3", ""): "backup hosts `queue.falrun.com`, `falrun.com` are tunnelled too",
+    **{("js", version, "middleware"): OLD_JS for version in BROWSER_ONLY_PROXY},
+    **{("js", version, "proxyUrl"): OLD_JS_PROXY for version in BROWSER_ONLY_PROXY},
+    ("js", "1.10.1", "middleware"): "uploads via `rest.fal.ai`",
+    ("js", "1.10.1", "proxyUrl"): 'uploads via `rest.fal.ai`; `proxyUrl: {url, when: "always"}`',
 }
 
 
@@ -63,12 +80,15 @@ class Cell:
         return len(self.results) == len(OPERATIONS) and all(ok for ok, _ in self.results.values())
 
     def row(self) -> str:
+        kind = "python" if self.client == "fal-client" else "js"
+        passed = (
+            BROWSER_ONLY if (kind, self.recipe) == ("js", "proxyUrl") and self.version in BROWSER_ONLY_PROXY else "✅"
+        )
         cells = []
         for op in OPERATIONS:
             ok, detail = self.results.get(op, (False, "did not run"))
-            cells.append("✅" if ok else f"❌ {detail}")
-        kind = "python" if self.client == "fal-client" else "js"
-        note = NOTES.get((kind, self.version), "")
+            cells.append(passed if ok else f"❌ {detail}")
+        note = NOTES.get((kind, self.version, "" if kind == "python" else self.recipe), "")
         return f"| `{self.client}` {self.version} | {self.recipe} | " + " | ".join(cells) + f" | {note} |"
 
 
@@ -82,43 +102,91 @@ def _run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[st
     return subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload,no-any-return]
 
 
-def python_venv(version: str) -> Path:
-    """`.matrix/py-VERSION/bin/python`, with fal-client==VERSION and Pillow (made once; pip from this venv)."""
-    folder = CACHE / f"py-{version}"
-    python, stamp = folder / "bin" / "python", folder / ".installed"
-    if stamp.exists():
-        return python
+def _python_folder(version: str) -> Path:
+    return CACHE / f"py-{version}"
+
+
+def _js_folder(version: str) -> Path:
+    return CACHE / f"js-{version}"
+
+
+def prepare_python(version: str) -> None:
+    """Make `.matrix/py-VERSION/` with fal-client==VERSION and Pillow, once (pip from this venv; needs PyPI).
+    Raises Unavailable when pip cannot install it."""
+    folder = _python_folder(version)
+    if (folder / ".installed").exists():
+        return
     shutil.rmtree(folder, ignore_errors=True)
     made = _run([sys.executable, "-m", "venv", "--without-pip", str(folder)])
     if made.returncode:
         raise Unavailable(f"python -m venv failed: {made.stderr.strip()[-300:]}")
-    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--disable-pip-version-check"]
+    pip = [sys.executable, "-m", "pip", "--python", str(folder / "bin" / "python"), "install", "--quiet",
+           "--disable-pip-version-check"]  # fmt: skip
     done = _run([*pip, f"fal-client=={version}", "pillow"], timeout=INSTALL_TIMEOUT)
     if done.returncode:
         raise Unavailable(f"pip could not install fal-client=={version}: {done.stderr.strip()[-300:]}")
-    stamp.touch()
-    return python
+    (folder / ".installed").touch()
 
 
-def js_folder(version: str) -> Path:
-    """`.matrix/js-VERSION/` with @fal-ai/client@VERSION installed (made once) and the driver copied in."""
+def prepare_js(version: str) -> None:
+    """Make `.matrix/js-VERSION/` with @fal-ai/client@VERSION installed, once (needs the npm registry).
+    Raises Unavailable without node and npm, or when npm cannot install it."""
+    npm = _node_and_npm()[1]
+    folder = _js_folder(version)
+    if (folder / ".installed").exists():
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    package = {"private": True, "type": "module", "dependencies": {"@fal-ai/client": version}}
+    (folder / "package.json").write_text(json.dumps(package, indent=2) + "\n")
+    command = [npm, "install", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]
+    done = _run(command, cwd=folder, timeout=INSTALL_TIMEOUT)
+    if done.returncode:
+        raise Unavailable(f"npm could not install @fal-ai/client@{version}: {done.stderr.strip()[-300:]}")
+    (folder / ".installed").touch()
+
+
+def _node_and_npm() -> tuple[str, str]:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         raise Unavailable("the JS cells need node (>= 20) and npm on PATH")
-    folder = CACHE / f"js-{version}"
-    stamp = folder / ".installed"
-    if not stamp.exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        package = {"private": True, "type": "module", "dependencies": {"@fal-ai/client": version}}
-        (folder / "package.json").write_text(json.dumps(package, indent=2) + "\n")
-        command = [npm, "install", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]
-        done = _run(command, cwd=folder, timeout=INSTALL_TIMEOUT)
-        if done.returncode:
-            raise Unavailable(f"npm could not install @fal-ai/client@{version}: {done.stderr.strip()[-300:]}")
-        stamp.touch()
+    return node, npm
+
+
+def python_venv(version: str) -> Path:
+    """`.matrix/py-VERSION/bin/python` as `prepare_python` made it. Raises Unavailable, naming the command that
+    prepares it, when it is not there: a test never installs anything."""
+    folder = _python_folder(version)
+    if not (folder / ".installed").exists():
+        raise Unavailable(f"fal-client {version} is not installed in {folder}: run `{PREPARE}` (needs PyPI)")
+    return folder / "bin" / "python"
+
+
+def js_folder(version: str) -> Path:
+    """`.matrix/js-VERSION/` as `prepare_js` made it, with the driver copied in. Raises Unavailable, naming the
+    command that prepares it, when it is not there (or without node)."""
+    _node_and_npm()
+    folder = _js_folder(version)
+    if not (folder / ".installed").exists():
+        raise Unavailable(
+            f"@fal-ai/client {version} is not installed in {folder}: run `{PREPARE}` (needs npm's registry)"
+        )
     shutil.copyfile(DRIVERS / "js_driver.mjs", folder / "driver.mjs")
     return folder
+
+
+def prepare(cells: tuple[tuple[str, str, str], ...]) -> list[str]:
+    """Install the releases of `cells` into `.matrix/`; returns why each one that could not be failed."""
+    problems = []
+    for kind, version in dict.fromkeys((kind, version) for kind, version, _ in cells):
+        try:
+            if kind == "python":
+                prepare_python(version)
+            else:
+                prepare_js(version)
+        except Unavailable as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def _parse(cell: Cell, done: subprocess.CompletedProcess[str]) -> Cell:
@@ -171,9 +239,23 @@ def all_cells(server: EmulatorProcess) -> Iterator[Cell]:
             yield run_js(version, recipe, server)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """No arguments: install every release (once) and run them all, printing the table. `--prepare`: install
+    only CI's cells and exit (what `scripts/test` runs before the tests; a release that cannot be installed is
+    reported, and its test then skips saying so)."""
+    import argparse
     import tempfile
 
+    parser = argparse.ArgumentParser(prog="scripts/client-matrix", description=__doc__.split("\n")[0])
+    parser.add_argument("--prepare", action="store_true", help="install CI's releases into .matrix/ and exit")
+    args = parser.parse_args(argv)
+    every = tuple(("python", version, "") for version in PYTHON_RELEASES) + tuple(
+        ("js", version, recipe) for version in JS_RELEASES for recipe in JS_RECIPES
+    )
+    for problem in prepare(CI_CELLS if args.prepare else every):
+        print(f"client-matrix: {problem}", file=sys.stderr)
+    if args.prepare:
+        return 0
     with tempfile.TemporaryDirectory(prefix="fal-emulator-matrix-") as state_dir:
         server = matrix_server(Path(state_dir))
         try:

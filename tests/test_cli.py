@@ -99,7 +99,8 @@ def test_a_bad_setting_is_a_clear_error_not_a_traceback(
 
 
 def test_the_readme_reads_the_same_on_a_package_index() -> None:
-    """PyPI shows README.md without the repository around it: no relative links or images."""
+    """PyPI shows README.md without the repository around it: no relative links or images, and the quick start
+    works for a pip user (install, serve, eval the exports) before it names anything in a clone."""
     import re
 
     text = (ROOT / "README.md").read_text()
@@ -109,3 +110,19 @@ def test_the_readme_reads_the_same_on_a_package_index() -> None:
     pictures = [target for target in relative if target.startswith("docs/images/") and (ROOT / target).is_file()]
     assert relative == pictures and len(pictures) <= 3
     assert "LICENSE" in (ROOT / "pyproject.toml").read_text() and (ROOT / "LICENSE").read_text().startswith("MIT")
+    quick_start = text[text.index("## Quick start") :]
+    blocks = re.findall(r"```sh\n(.*?)```", quick_start, re.DOTALL)
+    commands = [line.split("#")[0].strip() for line in "".join(blocks[:2]).splitlines()]
+    assert commands == ["pip install fal-emulator", "fal-emulator serve", 'eval "$(fal-emulator env --proxy)"']
+    assert text.index('eval "$(fal-emulator env --proxy)"') < text.index("./scripts/")
+    assert 'name = "fal-emulator"' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_every_repository_path_the_readme_names_exists() -> None:
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    named = re.findall(r"(?<![\w/.-])(?:\./)?((?:tests|scripts|contracts|benchmarks|fixtures|openapi)/[\w./-]*)", text)
+    assert "tests/test_e2e_routes.py" in named
+    missing = sorted({path.rstrip(".") for path in named if not (ROOT / path.rstrip(".")).exists()})
+    assert missing == []
