@@ -82,7 +82,8 @@ def host_mode(listening: Listening, key: str) -> dict[str, str]:
 
 
 def proxy_mode(listening: Listening, key: str) -> dict[str, str]:
-    """`HTTPS_PROXY` (both cases), `NO_PROXY` for loopback (both cases), `FAL_KEY` and the CA variables."""
+    """`HTTPS_PROXY` (both cases), `NO_PROXY` for loopback (both cases), `FAL_KEY` and the CA variables. As
+    an environment of its own (`EmulatorProcess.proxy_env`); `env_lines` appends `NO_PROXY` to the user's."""
     assert listening.proxy_url is not None, "this server has no proxy listener"
     return {
         "HTTPS_PROXY": listening.proxy_url,
@@ -92,6 +93,17 @@ def proxy_mode(listening: Listening, key: str) -> dict[str, str]:
         "FAL_KEY": key,
         **_ca_variables(listening),
     }
+
+
+APPENDED = ("NO_PROXY", "no_proxy")  # the user's own entries are kept: loopback is added after them
+
+
+def _export(name: str, value: str, *, append: bool = False) -> str:
+    """`export NAME=value`, quoted for the shell; with `append`, after the variable's value when it has one
+    (`export NO_PROXY="${NO_PROXY:+$NO_PROXY,}localhost,..."`, evaluated by the shell that runs `eval`)."""
+    if not append:
+        return f"export {name}={shlex.quote(value)}"
+    return f'export {name}="${{{name}:+${name},}}"{shlex.quote(value)}'
 
 
 def env_lines(listening: Listening, *, key: str | None = None, proxy: bool = False) -> list[str]:
@@ -110,7 +122,7 @@ def env_lines(listening: Listening, *, key: str | None = None, proxy: bool = Fal
     else:
         lines = [f"# fal-emulator: fal_client's hosts pointed at {listening.https_url}"]
         values = host_mode(listening, key)
-    lines += [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+    lines += [_export(name, value, append=proxy and name in APPENDED) for name, value in values.items()]
     if proxy:
         lines.append("unset FAL_QUEUE_RUN_HOST FAL_RUN_HOST")
     return lines

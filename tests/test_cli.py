@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,9 +68,22 @@ def test_env_lines_host_mode_and_proxy_mode() -> None:
     ]
     proxied = env_lines(LISTENING, key="k1", proxy=True)
     assert "export HTTPS_PROXY=http://127.0.0.1:8472" in proxied and "export FAL_KEY=k1" in proxied
-    assert "export NO_PROXY=localhost,127.0.0.1,::1" in proxied
+    assert 'export NO_PROXY="${NO_PROXY:+$NO_PROXY,}"localhost,127.0.0.1,::1' in proxied
     assert proxied[-1] == "unset FAL_QUEUE_RUN_HOST FAL_RUN_HOST"
     assert any("403" in line for line in proxied if line.startswith("#"))  # says what the proxy refuses
+
+
+@pytest.mark.parametrize("before", [None, "", "internal.example.com,.corp", "a b;$(touch pwned)"])
+def test_env_proxy_keeps_the_users_no_proxy_and_adds_loopback(before: str | None, tmp_path: Path) -> None:
+    """`eval "$(fal-emulator env --proxy)"` in a shell that has NO_PROXY / no_proxy: both keep their entries."""
+    script = "\n".join(env_lines(LISTENING, proxy=True)) + '\nprintf "%s\\n%s\\n" "$NO_PROXY" "$no_proxy"'
+    env = {"PATH": os.environ["PATH"]}
+    if before is not None:
+        env |= {"NO_PROXY": before, "no_proxy": before}
+    done = subprocess.run(["bash", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
+    expected = f"{before},localhost,127.0.0.1,::1" if before else "localhost,127.0.0.1,::1"
+    assert done.stdout.splitlines() == [expected, expected]
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_contracts_without_its_extra_prints_the_pip_command() -> None:
