@@ -13,9 +13,13 @@ if [ ! -f "$stamp" ]; then
   echo "fal-emulator: installing into $venv (the first time takes a minute or two)..." >&2
   rm -f "$venv"/.installed-*
   "$venv/bin/python" -m pip install --quiet --upgrade pip
-  # progress: one line per package as pip collects it, then what it installed (pip's errors go to stderr)
-  "$venv/bin/python" -m pip install --progress-bar off --config-settings editable_mode=strict -e "$root$extras" \
-    | grep --line-buffered -E '^(Collecting|Successfully installed)' >&2
+  # progress: one line per package as pip collects it, then what it installed (pip's errors go to stderr, as
+  # they are). pip may print none of those lines: grep's "no match" is not a failure, pip's own exit status is
+  # (pipefail). setuptools' "Strict editable installation" warning box (expected: that is the mode asked
+  # for) is filtered by its message only, so every other warning and error still shows.
+  PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore:Editable installation" \
+    "$venv/bin/python" -m pip install --progress-bar off --config-settings editable_mode=strict -e "$root$extras" \
+    | { grep --line-buffered -E '^(Collecting|Successfully installed)' >&2 || true; }
   touch "$stamp"
 fi
 export PATH="$venv/bin:$PATH"
