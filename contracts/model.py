@@ -59,6 +59,7 @@ class MachineContext:
     epoch: int = 0
     current_endpoint: str = ""  # the endpoint id the running rule is about, for the report
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # breaks of inferred rules against a non-emulator target
     outputs: list[tuple[Endpoint, dict[str, Any], dict[str, Any]]] = field(default_factory=list)
 
     def url(self, path: str) -> str:

@@ -53,6 +53,7 @@ class SuiteResult:
     violations: list[Violation] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # breaks of inferred rules (`rules.INFERRED`): not failures
 
     @property
     def ok(self) -> bool:
@@ -108,6 +109,7 @@ class Report:
             line = f"{suite.name:<10} {suite.cases:>6} cases {suite.seconds:>7.1f} s  {state}"
             lines.append(line)
             lines += [f"           skipped: {reason}" for reason in suite.skipped]
+            lines += [f"           warning: {warning}" for warning in suite.warnings]
             lines += [f"           error: {error}" for error in suite.errors]
         verdict = "PASSED" if self.ok else f"FAILED: {', '.join(sorted(self.rules_broken)) or 'errors'}"
         lines.append(f"{self.cases} cases in {self.seconds:.1f} s: {verdict}")

@@ -159,4 +159,5 @@ def _run_suite(
         return run_media_suite(endpoints, target, profile, budget=budget)
     result, context = run_lifecycle_suite(endpoints, target, profile, seed, budget=budget)
     result.skipped += context.notes
+    result.warnings += context.warnings
     return result
