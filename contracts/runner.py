@@ -22,7 +22,8 @@ from typing import Any
 
 from fal_emulator.catalog import Endpoint
 from fal_emulator.contracts.documents import cheapest_input, load_contracts
-from fal_emulator.contracts.lifecycle import MAX_REQUESTS, run_lifecycle_suite
+from fal_emulator.contracts.lifecycle import MAX_REQUESTS
+from fal_emulator.contracts.lifecycle_suite import run_lifecycle_suite
 from fal_emulator.contracts.media import run_media_suite
 from fal_emulator.contracts.openapi_suite import run_openapi_suite
 from fal_emulator.contracts.profiles import Profile, get_profile
