@@ -12,12 +12,13 @@ import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from hypothesis import strategies as st
+from typing import TYPE_CHECKING, Any
 
 from fal_emulator.catalog import Endpoint, load_catalog
 from fal_emulator.paths import OPENAPI_DIR
+
+if TYPE_CHECKING:  # Hypothesis is the kit's extra; the recorder reads prices (spend.py) without it
+    from hypothesis import strategies as st
 
 JSON = dict[str, Any]
 # Short side in pixels by `resolution`, and width:height by concrete `aspect_ratio` (fal's Veo pages).
@@ -93,6 +94,8 @@ def invalid_input(endpoint: Endpoint) -> JSON:
 
 def input_strategy(endpoint: Endpoint) -> st.SearchStrategy[JSON]:
     """Valid inputs: the required fields, plus any subset of the enum and boolean fields."""
+    from hypothesis import strategies as st
+
     optional: dict[str, st.SearchStrategy[Any]] = {}
     for name, prop in endpoint.properties.items():
         if "enum" in prop and name in {"duration", "resolution", "aspect_ratio"}:

@@ -14,6 +14,7 @@ from fal_emulator import __version__
 from fal_emulator.catalog import Catalog, Endpoint, load_catalog
 from fal_emulator.failures import FAILURES
 from fal_emulator.queue import PRESETS
+from fal_emulator.record import add_record_command, record
 from fal_emulator.settings import Settings
 
 SERVE_EPILOG = """\
@@ -84,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--control-token", help="token the control plane requires (generated beyond loopback)")
     serve.add_argument("--webhook-allow", action="append", help="a host webhooks may be sent to (repeatable)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--replay", type=Path, metavar="CASSETTE", help="play back a recorded cassette (HAR)")
+    serve.add_argument("--replay-match", choices=["input", "endpoint"], help="input (default) or endpoint")
+    serve.add_argument("--replay-strict", action="store_const", const=True, help="404 for an unmatched submit")
+    add_record_command(commands)
 
     env = commands.add_parser(
         "env",
@@ -151,6 +156,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         for name in (
             "host", "http_port", "https_port", "proxy_port", "state_dir", "policy", "time_scale", "seed", "public_url",
             "prompt_scenarios", "control_token", "store", "render", "render_cache_mb",
+            "replay", "replay_match", "replay_strict",
         )
     }  # fmt: skip
     keys, allow = getattr(args, "keys", None), getattr(args, "webhook_allow", None)
@@ -212,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "env":
         return env_command(settings, proxy=args.proxy)
+    if args.command == "record":
+        return record(args, settings)
     from fal_emulator.server import ListenError, StateDirError, serve
 
     try:
@@ -219,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ListenError, StateDirError) as exc:
         print(f"fal-emulator: {exc.strerror}", file=sys.stderr)
         return 1
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a cassette (--replay) that cannot be read
         print(f"fal-emulator: cannot serve: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # a second Ctrl-C while stopping

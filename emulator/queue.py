@@ -187,7 +187,8 @@ class Request:
     submitted_at: float
     sequence: int
     units: float = 1.0
-    script: Sequence[tuple[float, str]] = ()
+    # (fraction of the run, message) or (fraction, message, level, source): the runner's log lines
+    script: Sequence[tuple[Any, ...]] = ()
     status: Status = Status.IN_QUEUE
     entered_at: float = 0.0
     polls: int = 0
@@ -197,6 +198,8 @@ class Request:
     start_deadline: float | None = None  # POSIX seconds; from `X-Fal-Request-Timeout`
     webhook_url: str | None = None  # from `?fal_webhook=`
     scenario: str | None = None  # the scenario it was submitted with, as tokens (`content_policy_violation`)
+    closing_line: bool = True  # end the logs with the emulator's own line (`Request completed.`, …)
+    metrics: JSON | None = None  # the COMPLETED status's `metrics` as given (a replayed request), else computed
 
 
 @dataclass(frozen=True)
@@ -258,8 +261,8 @@ class FinishGate(Protocol):
     def __call__(self, request: Request, now: float) -> tuple[Outcome, float] | None: ...
 
 
-def _log(message: str, at: float, *, level: str = "INFO") -> JSON:
-    return {"message": message, "level": level, "source": "USER", "timestamp": isoformat(at)}
+def _log(message: str, at: float, level: str = "INFO", source: str = "USER") -> JSON:
+    return {"message": message, "level": level, "source": source, "timestamp": isoformat(at)}
 
 
 class Queue:
@@ -282,14 +285,18 @@ class Queue:
         *,
         policy: Policy | None = None,
         units: float = 1.0,
-        script: Sequence[tuple[float, str]] = (),
+        script: Sequence[tuple[Any, ...]] = (),
         start_timeout: float | None = None,
         webhook_url: str | None = None,
         scenario: str | None = None,
+        closing_line: bool = True,
+        metrics: JSON | None = None,
     ) -> StatusView:
         """Enqueue a request; returns its state as submitted (IN_QUEUE, with its queue position).
 
-        `script` is the runner's log lines as (fraction of the run, message), revealed while IN_PROGRESS.
+        `script` is the runner's log lines as (fraction of the run, message), or (fraction, message, level,
+        source), revealed while IN_PROGRESS. `closing_line` False leaves out the emulator's own last line, and
+        `metrics` replaces the computed ones once COMPLETED (both for a replayed recording, whose script is whole).
         `units` scales the run time of timed policies (the emulator passes seconds of video).
         `start_timeout` (seconds): if the request has not started by then it completes as a 504
         `request_timeout` with `X-Fal-Request-Timeout-Type: user` (fal's `X-Fal-Request-Timeout` header).
@@ -312,6 +319,8 @@ class Queue:
             start_deadline=None if start_timeout is None else now + start_timeout,
             webhook_url=webhook_url,
             scenario=scenario,
+            closing_line=closing_line,
+            metrics=metrics,
         )
         self.store.add(request)
         self._schedule(request)
@@ -359,6 +368,7 @@ class Queue:
         if request.status is Status.COMPLETED:
             return "ALREADY_COMPLETED"
         request.outcome = Outcome.failure(client_cancelled())
+        request.metrics = None  # a replayed request's metrics were those of its recorded run
         self._enter(request, "cancel", now)
         return "CANCELLATION_REQUESTED"
 
@@ -468,11 +478,11 @@ class Queue:
             progress = 0.0
         added = False
         while len(request.logs) < len(request.script):
-            fraction, message = request.script[len(request.logs)]
+            fraction, message, *labels = request.script[len(request.logs)]
             if fraction > progress:
                 break
             at = started + fraction * self._run_seconds(request) if policy.kind == "timed" else now
-            request.logs.append(_log(message, min(at, now)))
+            request.logs.append(_log(message, min(at, now), *labels))
             added = True
         return added
 
@@ -488,7 +498,9 @@ class Queue:
                 self.finish_gate(request, at)  # the runner starts its work as the request starts
         elif request.status is Status.COMPLETED:
             request.completed_at = at
-            if previous is Status.IN_PROGRESS:
+            if previous is Status.IN_PROGRESS and not request.closing_line:
+                self._reveal_logs(request, at, everything=event == "finish")
+            elif previous is Status.IN_PROGRESS:
                 if event == "finish" and request.outcome.ok:
                     self._reveal_logs(request, at, everything=True)
                     request.logs.append(_log("Request completed.", at))
@@ -529,7 +541,9 @@ class Queue:
     def _view(self, request: Request, now: float) -> StatusView:
         queued = request.status is Status.IN_QUEUE
         metrics: JSON = {}
-        if request.status is Status.COMPLETED and request.started_at is not None:
+        if request.status is Status.COMPLETED and request.metrics is not None:
+            metrics = dict(request.metrics)
+        elif request.status is Status.COMPLETED and request.started_at is not None:
             metrics["inference_time"] = round((request.completed_at or now) - request.started_at, 3)
         return StatusView(
             request_id=request.request_id,

@@ -263,10 +263,11 @@ def banner(listening: Listening, settings: Settings) -> str:
     )
 
 
-async def serve(settings: Settings, *, log_level: str = "info") -> None:
-    """Run until SIGINT/SIGTERM. Raises ListenError when a port cannot be bound (before anything is written),
-    StateDirError when the state dir cannot be written or a running server uses it (before anything is bound or
-    written), and OSError for anything else the system refuses."""
+async def serve(settings: Settings, *, log_level: str = "info", app: ASGIApp | None = None) -> None:
+    """Run until SIGINT/SIGTERM (`app`: another app than the emulator's, e.g. `fal-emulator record`'s). Raises
+    ListenError when a port cannot be bound (before anything is written), StateDirError when the state dir cannot
+    be written or a running server uses it (before anything is bound or written), and OSError for anything else
+    the system refuses."""
     if not is_loopback(settings.host) and not settings.control_token:
         settings = dataclasses.replace(settings, control_token=secrets.token_urlsafe(24))
         print(
@@ -280,7 +281,7 @@ async def serve(settings: Settings, *, log_level: str = "info") -> None:
         for sock in sockets.values():
             sock.close()
         raise
-    answers = EndOpenAnswers(create_app(settings))
+    answers = EndOpenAnswers(app or create_app(settings))
     servers = [
         # The HTTP listener runs the app's lifespan (webhook deliveries) for both: they share one app.
         _Server(uvicorn_config(answers, log_level=log_level, lifespan=True)),

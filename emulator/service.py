@@ -24,6 +24,7 @@ from fal_emulator.journal import Journal
 from fal_emulator.media import MediaLibrary
 from fal_emulator.queue import Outcome, Policy, Queue, StatusView, Store
 from fal_emulator.render.renderer import Renderer
+from fal_emulator.replay import Playback, Replay
 from fal_emulator.scenarios import (
     GATEWAY_REJECTIONS,
     QUEUE_ATTEMPTS,
@@ -140,6 +141,8 @@ class Emulator:
         self._validators = {endpoint.endpoint_id: InputValidator(endpoint.input_schema) for endpoint in catalog}
         self._output_cache: dict[tuple[str, str], dict[str, Any]] = {}
         self.prices = load_price_list()
+        # a cassette to play back (`--replay`); raises CassetteError for an unreadable one
+        self.replay = Replay.load(settings.replay, match=settings.replay_match) if settings.replay else None
 
     def reset(self, seed: int | None = None) -> None:
         """Forget every request, scripted outcome, policy override and journal entry; put back the default
@@ -301,6 +304,12 @@ class Emulator:
                 raise ConnectionDrop()
             if scenario.latency is not None:
                 delay = scenario.latency.sample(self.random)
+        if self.replay is not None and scenario.plain:
+            played = self.replay.play(endpoint.endpoint_id, arguments, self.settings.public_url or base_url)
+            if played is not None:
+                return Submission(self._enqueue_played(endpoint, arguments, played, options), delay)
+            if self.settings.replay_strict:
+                raise NotFound(self.replay.miss(endpoint.endpoint_id, arguments))
         if scenario.rejection:
             raise rejection_error(scenario.rejection)
         if options.max_queue_length is not None and self.queue.queued_count(endpoint.app_id) > options.max_queue_length:
@@ -324,6 +333,18 @@ class Emulator:
             scenario=scenario.describe() or None,
         )
         return Submission(view, delay, scenario, self.answer_ids.new() if attempts > 1 else None)
+
+    def _enqueue_played(
+        self, endpoint: Endpoint, arguments: Any, played: Playback, options: SubmitOptions
+    ) -> StatusView:
+        """Enqueue a recorded request as it was recorded (fal_emulator.replay). Raises its recorded rejection."""
+        if played.rejection is not None:
+            raise played.rejection
+        return self.queue.submit(
+            endpoint.endpoint_id, endpoint.app_id, arguments, played.outcome, policy=played.policy, units=0,
+            script=played.script, start_timeout=options.start_timeout, webhook_url=options.webhook_url,
+            closing_line=False, metrics=played.metrics,
+        )  # fmt: skip
 
     def requests(self) -> list[Any]:
         """Every request the store holds, oldest first."""

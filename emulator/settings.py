@@ -19,6 +19,9 @@
 | store            | FAL_EMULATOR_STORE             | memory; `sqlite`: state_dir/emulator.sqlite3 |
 | render           | FAL_EMULATOR_RENDER            | on: MP4s rendered from a readable input; `off`: fixtures |
 | render_cache_mb  | FAL_EMULATOR_RENDER_CACHE_MB   | 512: MB of rendered MP4s kept (LRU) |
+| replay           | FAL_EMULATOR_REPLAY            | none: a cassette (HAR) to play back |
+| replay_match     | FAL_EMULATOR_REPLAY_MATCH      | input: endpoint + input digest; `endpoint`: then endpoint alone |
+| replay_strict    | FAL_EMULATOR_REPLAY_STRICT     | false: an unmatched submit runs normally; true: 404 |
 | openapi_dir      | FAL_EMULATOR_OPENAPI_DIR       | the project's openapi/           |
 | fixtures_dir     | FAL_EMULATOR_FIXTURES_DIR      | the project's fixtures/          |
 
@@ -43,6 +46,7 @@ from fal_emulator.queue import Policy
 PREFIX = "FAL_EMULATOR_"
 STORES = ("memory", "sqlite")
 RENDER_MODES = ("on", "off")
+REPLAY_MATCHES = ("input", "endpoint")
 
 
 def default_state_dir(environ: Mapping[str, str]) -> Path:
@@ -69,6 +73,9 @@ class Settings:
     store: str = "memory"
     render: str = "on"
     render_cache_mb: int = 512
+    replay: Path | None = None
+    replay_match: str = "input"
+    replay_strict: bool = False
     openapi_dir: Path = OPENAPI_DIR
     fixtures_dir: Path = FIXTURES_DIR
 
@@ -80,6 +87,8 @@ class Settings:
             raise ValueError(f"unknown render mode {self.render!r}: use {' or '.join(RENDER_MODES)}")
         if self.render_cache_mb < 0:
             raise ValueError(f"render_cache_mb must be >= 0, got {self.render_cache_mb}")
+        if self.replay_match not in REPLAY_MATCHES:
+            raise ValueError(f"unknown replay match {self.replay_match!r}: use {' or '.join(REPLAY_MATCHES)}")
         if self.time_scale <= 0:
             raise ValueError(f"time_scale must be > 0, got {self.time_scale}")
         for port in (self.http_port, self.https_port, self.proxy_port):
@@ -124,6 +133,8 @@ def _cast(name: str, type_: Any, raw: str) -> Any:
             return raw.lower() in {"1", "true"}
         if kind == "Path":
             return Path(raw).expanduser()
+        if kind == "Path | None":
+            return Path(raw).expanduser() if raw else None
         if kind == "tuple[str, ...]":
             return tuple(part.strip() for part in raw.split(",") if part.strip())
     except ValueError:

@@ -60,7 +60,7 @@ def decode(text: str) -> Request:
         status=Status(fields["status"]),
         policy=Policy(**fields["policy"]),
         outcome=Outcome(**fields["outcome"]),
-        script=tuple((fraction, message) for fraction, message in fields["script"]),
+        script=tuple(tuple(line) for line in fields["script"]),
     )
     return Request(**fields)
 

@@ -43,6 +43,7 @@ ROUTES = [
     Route("/storage/auth/token", storage_routes.token, methods=["POST"]),
     Route("/files/upload", storage_routes.cdn_upload, methods=["POST"]),
     Route("/files/uploads/{upload_id}/{file_name}", storage_routes.uploaded_file, methods=["GET", "HEAD"]),
+    Route("/files/recorded/{digest}/{file_name}", media_routes.recorded, methods=["GET", "HEAD"]),
     Route("/files/{file_name}", media_routes.media, methods=["GET", "HEAD"]),
     Route("/run/{endpoint_id:path}/stream", queue_routes.stream_run, methods=["POST"]),
     Route("/run/{endpoint_id:path}", queue_routes.run, methods=["POST"]),

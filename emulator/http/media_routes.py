@@ -48,6 +48,24 @@ def _valid_range(value: bytes) -> bool:
     return all(not start or not end or int(start) <= int(end) for start, end in spans)
 
 
+def recorded_file(path: Path, content_type: str, digest: str, request: Request) -> Response:
+    """A recorded media file (named by its SHA-256), served like the clips: Range, ETag, 304."""
+    etag = f'"{digest}"'
+    if _matches(request.headers.get("if-none-match", ""), etag):
+        return Response(status_code=304, headers={"etag": etag})
+    return ClipResponse(path, media_type=content_type, headers={"etag": etag, "cache-control": "public"})
+
+
+async def recorded(request: Request) -> Response:
+    """`GET /files/recorded/{sha256}/{file_name}`: the output media of a replayed cassette (`serve --replay`)."""
+    digest = request.path_params["digest"]
+    replay = emulator_of(request).replay
+    found = replay.media_file(digest) if replay is not None else None
+    if found is None or not found[0].is_file():
+        raise NotFound(f"File {request.path_params['file_name']} not found")
+    return recorded_file(found[0], found[1], digest, request)
+
+
 async def media(request: Request) -> Response:
     file_name = request.path_params["file_name"]
     emulator = emulator_of(request)

@@ -1,0 +1,431 @@
+"""`fal-emulator record`: a recording proxy in front of fal (or any server that speaks fal's protocol).
+
+Clients talk to it exactly as to `fal-emulator serve` (same listeners, same `fal-emulator env`); it forwards every
+call upstream with the user's own key and writes every exchange into one cassette (`fal_emulator.cassette`):
+
+    POST /{endpoint id}                    -> {queue}/{endpoint id}        submit  (spend-guarded)
+    GET  /{app}/requests/{id}/status[...]  -> {queue}/...                  status, stream (SSE, each event timed)
+    GET|PUT /{app}/requests/{id}[/cancel]  -> {queue}/...                  result, cancel
+    POST /run/{endpoint id}                -> {run}/{endpoint id}          synchronous run (spend-guarded)
+    /storage/..., /.well-known/...         -> {rest}/...                   uploads, the webhook JWKS
+    POST /files/upload                     -> {cdn}/files/upload           CDN uploads
+    GET  /files/recorded/{sha256}/{name}   the recorded output media, served from beside the cassette
+
+Upstream URLs in answers (`status_url`, `response_url`, `cancel_url`, upload URLs) are rewritten to this server,
+and each output File is fetched once (without credentials), stored by digest and served from here. A submit's
+`fal_webhook` is pointed at this server when upstream can reach it (a loopback upstream, or `--public-url`); the
+webhook is recorded and forwarded unchanged (signature included) to the user's URL.
+
+The key upstream gets is the user's own (`FAL_KEY` in the recorder's environment); it replaces a client's
+`Authorization: Key …` (a client's `Bearer` CDN token passes through) and is never written: the cassette redacts
+credentials (`fal_emulator.cassette`). Every submit is charged against `--allow-spend` first; past it, the submit is
+answered 402 here and nothing reaches fal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import httpx
+from httpx_sse import EventSource
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from fal_emulator.cassette import CassetteWriter, entry, now_iso
+from fal_emulator.http.media_routes import recorded_file
+from fal_emulator.http.rendering import REQUEST_ID_HEADER, base_url
+from fal_emulator.replay import MEDIA_PATH
+from fal_emulator.server import is_loopback
+
+QUEUE_PATH = re.compile(r"^/(?P<app>.+?)/requests/(?P<id>[^/]+)(?P<tail>/status/stream|/status|/cancel|/response)?$")
+TAILS = {"/status/stream": "stream", "/status": "status", "/cancel": "cancel", "/response": "result", None: "result"}
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length",
+     "content-encoding", "accept-encoding", "proxy-authorization", "proxy-connection"}
+)  # fmt: skip
+FAL_HOSTS = {"queue": "https://queue.fal.run", "run": "https://fal.run", "rest": "https://rest.fal.ai",
+             "cdn": "https://v3.fal.media"}  # fmt: skip
+KEEPALIVE_SECONDS = 15.0
+
+
+class SpendRefused(Exception):
+    """A submit the budget does not allow; nothing was sent upstream."""
+
+
+@dataclass
+class SpendGuard:
+    """At most `limit` USD of estimated cost; `cost(endpoint_id, arguments)` prices one request (USD), raising
+    LookupError or ValueError for one it cannot price (which is refused)."""
+
+    limit: float
+    cost: Callable[[str, Any], float]
+    spent: float = 0.0
+
+    def charge(self, endpoint_id: str, arguments: Any) -> float:
+        """Reserve one request's cost. Raises SpendRefused (with the reason) when it cannot or may not be spent."""
+        if not isinstance(arguments, dict):
+            return 0.0  # not a JSON object: fal rejects it without generating anything
+        try:
+            usd = float(self.cost(endpoint_id, arguments))
+        except (LookupError, ValueError) as exc:
+            raise SpendRefused(f"cannot price {endpoint_id}: {exc}; nothing was sent to fal") from None
+        if self.spent + usd > self.limit + 1e-9:
+            raise SpendRefused(
+                f"{endpoint_id} would cost about ${usd:.2f} and ${self.spent:.2f} of --allow-spend ${self.limit:.2f} "
+                "is spent; nothing was sent to fal"
+            )
+        self.spent = round(self.spent + usd, 4)
+        return usd
+
+    def refund(self, usd: float) -> None:
+        """Give back a reservation whose request upstream did not accept (no video is generated then)."""
+        self.spent = round(max(self.spent - usd, 0.0), 4)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Where each of fal's hosts is: real fal by default; for any other `queue` URL the others default to it
+    (with `/run` for the run host), as an emulator serves them."""
+
+    queue: str = FAL_HOSTS["queue"]
+    run: str = FAL_HOSTS["run"]
+    rest: str = FAL_HOSTS["rest"]
+    cdn: str = FAL_HOSTS["cdn"]
+
+    @classmethod
+    def of(cls, queue: str | None) -> Upstream:
+        if queue is None or queue.rstrip("/") == FAL_HOSTS["queue"]:
+            return cls()
+        base = queue.rstrip("/")
+        return cls(queue=base, run=f"{base}/run", rest=base, cdn=base)
+
+    def as_dict(self) -> dict[str, str]:
+        return {"queue": self.queue, "run": self.run, "rest": self.rest, "cdn": self.cdn}
+
+    def rewrites(self, base: str) -> list[tuple[str, str]]:
+        """(upstream prefix, ours) pairs, longest prefix first."""
+        pairs = {self.run: f"{base}/run", self.queue: base, self.rest: base, self.cdn: base}
+        return sorted(pairs.items(), key=lambda pair: -len(pair[0]))
+
+    def reachable_from(self) -> bool:
+        """Whether upstream can call back a loopback URL of ours (it runs on this machine)."""
+        return is_loopback(urlsplit(self.queue).hostname or "")
+
+
+@dataclass
+class Recorder:
+    """The recording proxy's state: the cassette, the upstream client, and what it has seen so far."""
+
+    upstream: Upstream
+    cassette: CassetteWriter
+    key: str
+    guard: SpendGuard
+    public_url: str | None = None
+    http_base: Callable[[], str | None] = lambda: None
+    submitted: dict[str, tuple[float, str]] = field(default_factory=dict)  # request id -> (monotonic, endpoint)
+    webhooks: dict[str, str] = field(default_factory=dict)  # token -> the user's webhook URL
+    uploads: dict[str, str] = field(default_factory=dict)  # token -> the upstream upload URL
+    client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=httpx.Timeout(60, read=900)))
+
+    # -- what an exchange is -----------------------------------------------------------------------------
+
+    def classify(self, method: str, path: str) -> tuple[str, str, str | None, str | None]:
+        """(kind, upstream URL without query, endpoint id, request id) of a call to `path`."""
+        if path.startswith("/run/"):
+            return "run", self.upstream.run + path[4:], path[5:], None
+        if path == "/files/upload":
+            return "upload", self.upstream.cdn + path, None, None
+        if path.startswith(("/storage/", "/.well-known/")):
+            return ("upload" if path.startswith("/storage/") else "other"), self.upstream.rest + path, None, None
+        matched = QUEUE_PATH.match(path)
+        if matched:
+            request_id = matched["id"]
+            endpoint = self.submitted.get(request_id, (0.0, None))[1]
+            return TAILS[matched["tail"]], self.upstream.queue + path, endpoint, request_id
+        if method == "POST":
+            return "submit", self.upstream.queue + path, path.strip("/"), None
+        return "other", self.upstream.queue + path, None, None
+
+    def offset(self, request_id: str | None) -> dict[str, Any]:
+        if request_id is None or request_id not in self.submitted:
+            return {}
+        return {"request_id": request_id, "offset": round(time.monotonic() - self.submitted[request_id][0], 3)}
+
+    def upstream_headers(self, request: Request) -> dict[str, str]:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        scheme = headers.get("authorization", "").split(" ", 1)[0].lower()
+        if scheme != "bearer":  # a CDN token the client got through us passes; anything else becomes the user's key
+            headers["authorization"] = f"Key {self.key}"
+        return headers
+
+    # -- answers as the client sees them ------------------------------------------------------------------
+
+    async def client_view(self, value: Any, base: str) -> Any:
+        """`value` (a JSON answer) with upstream URLs pointing here and output Files fetched and served here."""
+        if isinstance(value, dict):
+            if isinstance(value.get("url"), str) and {"content_type", "file_size", "file_name"} & set(value):
+                value = {**value, "url": await self.media_url(value["url"], base, value)}
+            return {key: await self.client_view(item, base) for key, item in value.items()}
+        if isinstance(value, list):
+            return [await self.client_view(item, base) for item in value]
+        if isinstance(value, str):
+            for prefix, ours in self.upstream.rewrites(base):
+                if value == prefix or value.startswith((prefix + "/", prefix + "?")):
+                    return ours + value[len(prefix) :]
+        return value
+
+    async def media_url(self, url: str, base: str, file: Mapping[str, Any]) -> str:
+        """Fetch an output file once (no credentials: media URLs are public or signed), store it beside the
+        cassette, and answer where this server serves it. A file that cannot be fetched keeps its URL."""
+        if url.startswith(f"{base}{MEDIA_PATH}/"):
+            return url
+        stored = self.cassette.media_for(url)
+        if stored is None:
+            try:
+                answer = await self.client.get(url, follow_redirects=True)
+            except httpx.HTTPError:
+                return url
+            if answer.status_code != 200:
+                return url
+            content_type = str(file.get("content_type") or answer.headers.get("content-type", ""))
+            name = str(file.get("file_name") or PurePosixPath(urlsplit(url).path).name)
+            stored = self.cassette.add_media(url, answer.content, content_type or "application/octet-stream", name)
+        name = PurePosixPath(urlsplit(url).path).name or "media"
+        return f"{base}{MEDIA_PATH}/{stored['sha256']}/{name}"
+
+    def webhook_target(self, query: str, base: str) -> str:
+        """The query with `fal_webhook` pointed at this server (when upstream can reach it)."""
+        pairs = parse_qsl(query, keep_blank_values=True)
+        user_url = next((value for name, value in pairs if name == "fal_webhook"), None)
+        ours = self.public_url or (self.http_base() if self.upstream.reachable_from() else None)
+        if not user_url or not ours:
+            return query
+        token = secrets.token_urlsafe(12)
+        self.webhooks[token] = user_url
+        hook = f"{ours.rstrip('/')}/_emulator/record/webhook/{token}"
+        return urlencode([(name, hook if name == "fal_webhook" else value) for name, value in pairs])
+
+    def record(self, kind: str, request: Request, url: str, body: bytes, answer: httpx.Response, content: bytes,
+               started: str, seconds: float, fal: Mapping[str, Any]) -> None:  # fmt: skip
+        self.cassette.add(
+            entry(
+                kind=kind, method=request.method, url=url, request_headers=list(request.headers.items()),
+                request_body=body, status=answer.status_code, status_text=answer.reason_phrase,
+                response_headers=list(answer.headers.items()), response_body=content, started=started,
+                seconds=seconds, fal=fal,
+            )
+        )  # fmt: skip
+
+
+def _answer_headers(answer: httpx.Response) -> dict[str, str]:
+    return {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP and k.lower() != "content-type"}
+
+
+def _json(content: bytes) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+def recorder_of(request: Request) -> Recorder:
+    recorder: Recorder = request.app.state.recorder
+    return recorder
+
+
+async def forward(request: Request) -> Response:
+    """Forward one call upstream, record it, and answer what upstream answered (URLs pointing here)."""
+    recorder = recorder_of(request)
+    base = base_url(request)
+    kind, url, endpoint_id, request_id = recorder.classify(request.method, request.url.path)
+    query = request.url.query
+    body = await request.body()
+    charged = 0.0
+    if kind in {"submit", "run"} and request.method == "POST":
+        query = recorder.webhook_target(query, base)
+        try:
+            charged = recorder.guard.charge(str(endpoint_id), _json(body))
+        except SpendRefused as exc:
+            return JSONResponse({"detail": f"fal-emulator record: {exc}", "error_type": "spend_limit"}, 402)
+        recorder.cassette.spent(recorder.guard.spent)
+    target = f"{url}?{query}" if query else url
+    headers = recorder.upstream_headers(request)
+    if kind == "stream":
+        return await _stream(request, recorder, target, headers, request_id, base)
+    started, clock = now_iso(), time.monotonic()
+    try:
+        answer = await recorder.client.request(request.method, target, headers=headers, content=body)
+    except httpx.HTTPError as exc:
+        recorder.guard.refund(charged)
+        return JSONResponse({"detail": f"fal-emulator record: upstream {url} failed: {exc!r}"}, 502)
+    content = answer.content
+    parsed = _json(content) if answer.headers.get("content-type", "").startswith("application/json") else None
+    fal: dict[str, Any] = {}
+    if kind in {"submit", "run"} and endpoint_id:
+        fal["endpoint_id"] = endpoint_id
+        if answer.status_code != 200:
+            recorder.guard.refund(charged)
+            recorder.cassette.spent(recorder.guard.spent)
+    if kind == "submit" and answer.status_code == 200 and isinstance(parsed, dict) and parsed.get("request_id"):
+        request_id = str(parsed["request_id"])
+        recorder.submitted[request_id] = (clock, str(endpoint_id))
+        fal.update(request_id=request_id, offset=0.0)
+    else:
+        fal.update(recorder.offset(request_id))
+        if endpoint_id and request_id:
+            fal["endpoint_id"] = endpoint_id
+    if parsed is not None and isinstance(parsed, dict) and "upload_url" in parsed:
+        token = secrets.token_urlsafe(12)
+        recorder.uploads[token] = str(parsed["upload_url"])
+        parsed = {**parsed, "upload_url": f"{base}/_emulator/record/upload/{token}"}
+    recorder.record(kind, request, url if not query else f"{url}?{query}", body, answer, content, started,
+                    time.monotonic() - clock, fal)  # fmt: skip
+    headers_out = _answer_headers(answer)
+    if parsed is None:
+        return Response(content, answer.status_code, headers=headers_out, media_type=answer.headers.get("content-type"))
+    return JSONResponse(await recorder.client_view(parsed, base), answer.status_code, headers=headers_out)
+
+
+async def _stream(
+    request: Request, recorder: Recorder, target: str, headers: dict[str, str], request_id: str | None, base: str
+) -> Response:
+    """The status stream, event by event: each is timed, recorded, and passed on with its URLs pointing here."""
+    started, clock = now_iso(), time.monotonic()
+    upstream = await recorder.client.send(recorder.client.build_request("GET", target, headers=headers), stream=True)
+    fal = {**recorder.offset(request_id), "events": []}
+    endpoint = recorder.submitted.get(request_id or "", (0.0, None))[1]
+    if endpoint:
+        fal["endpoint_id"] = endpoint
+    if upstream.status_code != 200 or not upstream.headers.get("content-type", "").startswith("text/event-stream"):
+        content = await upstream.aread()
+        await upstream.aclose()
+        recorder.record("stream", request, target, b"", upstream, content, started, time.monotonic() - clock, fal)
+        parsed = _json(content)
+        if parsed is None:
+            return Response(content, upstream.status_code, headers=_answer_headers(upstream))
+        return JSONResponse(await recorder.client_view(parsed, base), upstream.status_code,
+                            headers=_answer_headers(upstream))  # fmt: skip
+
+    async def events() -> AsyncIterator[str]:
+        text = []
+        try:
+            async for event in EventSource(upstream).aiter_sse():
+                stamp = recorder.offset(request_id).get("offset", round(time.monotonic() - clock, 3))
+                fal["events"].append({"offset": stamp, "data": event.data,
+                                      **({"event": event.event} if event.event != "message" else {})})  # fmt: skip
+                text.append(f"data: {event.data}\n\n")
+                data = _json(event.data.encode())
+                shown = json.dumps(await recorder.client_view(data, base)) if data is not None else event.data
+                yield ("" if event.event == "message" else f"event: {event.event}\n") + f"data: {shown}\n\n"
+        finally:
+            await upstream.aclose()
+            content = "".join(text).encode()
+            recorder.record("stream", request, target, b"", upstream, content, started, time.monotonic() - clock, fal)
+
+    out = {REQUEST_ID_HEADER: upstream.headers.get(REQUEST_ID_HEADER, request_id or ""), "Cache-Control": "no-cache"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=out)
+
+
+async def webhook(request: Request) -> Response:
+    """A webhook from upstream: recorded, then forwarded unchanged to the user's URL (its answer passed back)."""
+    recorder = recorder_of(request)
+    user_url = recorder.webhooks.get(request.path_params["token"])
+    if user_url is None:
+        return JSONResponse({"detail": "Unknown webhook"}, 404)
+    body = await request.body()
+    parsed = _json(body)
+    request_id = str(parsed.get("request_id")) if isinstance(parsed, dict) and parsed.get("request_id") else None
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+    started, clock = now_iso(), time.monotonic()
+    try:
+        answer = await recorder.client.post(user_url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        answer = httpx.Response(502, json={"detail": f"forwarding to {user_url} failed: {exc!r}"})
+    fal = {**recorder.offset(request_id), **({"request_id": request_id} if request_id else {})}
+    recorder.record("webhook", request, user_url, body, answer, answer.content, started, time.monotonic() - clock, fal)
+    return Response(answer.content, answer.status_code, media_type=answer.headers.get("content-type"))
+
+
+async def upload(request: Request) -> Response:
+    """An upload's bytes (`PUT` to the URL initiate gave), forwarded to upstream's upload URL and recorded."""
+    recorder = recorder_of(request)
+    target = recorder.uploads.get(request.path_params["token"])
+    if target is None:
+        return JSONResponse({"detail": "Unknown upload"}, 404)
+    body = await request.body()
+    content_type = request.headers.get("content-type", "application/octet-stream")
+    started, clock = now_iso(), time.monotonic()
+    answer = await recorder.client.put(target, content=body, headers={"content-type": content_type})
+    stored = recorder.cassette.add_media(target, body, content_type) if body else None
+    fal = {"body_sha256": stored["sha256"]} if stored else {}
+    recorder.record("upload", request, target, b"", answer, answer.content, started, time.monotonic() - clock, fal)
+    parsed = _json(answer.content)
+    if parsed is None:
+        return Response(answer.content, answer.status_code, media_type=answer.headers.get("content-type"))
+    return JSONResponse(await recorder.client_view(parsed, base_url(request)), answer.status_code)
+
+
+async def media(request: Request) -> Response:
+    """`GET /files/recorded/{sha256}/{name}`: an output file recorded so far."""
+    recorder = recorder_of(request)
+    digest = request.path_params["digest"]
+    found = next((item for item in recorder.cassette.log["_fal"]["media"] if item["sha256"] == digest), None)
+    if found is None:
+        return JSONResponse({"detail": f"File {request.path_params['file_name']} not found"}, 404)
+    return recorded_file(recorder.cassette.path.parent / found["file"], found["content_type"], digest, request)
+
+
+async def health(request: Request) -> JSONResponse:
+    recorder = recorder_of(request)
+    entries = len(recorder.cassette.log["entries"])
+    return JSONResponse({"status": "ok", "mode": "record", "cassette": str(recorder.cassette.path),
+                         "entries": entries, "spent_usd": recorder.guard.spent})  # fmt: skip
+
+
+def create_recorder_app(recorder: Recorder) -> Starlette:
+    """The recording proxy's app; it closes its upstream client when the server stops."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await recorder.client.aclose()
+
+    methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
+    app = Starlette(
+        routes=[
+            Route("/_emulator/health", health, methods=["GET"]),
+            Route("/_emulator/record/webhook/{token}", webhook, methods=["POST"]),
+            Route("/_emulator/record/upload/{token}", upload, methods=["PUT"]),
+            Route(MEDIA_PATH + "/{digest}/{file_name}", media, methods=["GET", "HEAD"]),
+            Route("/{path:path}", forward, methods=methods),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.recorder = recorder
+    return app
+
+
+def default_key(environ: Mapping[str, str]) -> str | None:
+    """The user's fal key for upstream: `FAL_KEY`, or `FAL_KEY_ID:FAL_KEY_SECRET` (as fal_client reads them)."""
+    if environ.get("FAL_KEY"):
+        return environ["FAL_KEY"]
+    if environ.get("FAL_KEY_ID") and environ.get("FAL_KEY_SECRET"):
+        return f"{environ['FAL_KEY_ID']}:{environ['FAL_KEY_SECRET']}"
+    return None
+
+
+def cassette_path(value: str) -> Path:
+    return Path(value).expanduser()

@@ -1,0 +1,214 @@
+"""`fal-emulator record` then `fal-emulator serve --replay`, through the unmodified clients.
+
+The upstream is a stand-in for real fal on loopback: another `fal-emulator serve` with its own seed and timings,
+accepting only one key (so the recorder must send the user's key). fal_client 1.0.3 and @fal-ai/client 1.10.1
+subscribe through the recorder, then the same calls go to an emulator replaying the cassette: the outputs, the
+status sequences and the logs must be the ones upstream gave, and the key must appear nowhere on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from httpx_sse import connect_sse
+
+from fal_emulator.cassette import load_cassette, media_dir
+from fal_emulator.testing import EmulatorProcess
+from tests.test_js_client import JS_DIR, NODE, NPM, node_modules  # noqa: F401 - the npm ci fixture
+
+KEY = "stand-in-key-4f9c2e:0123456789abcdef0123456789abcdef"
+ENDPOINT = "fal-ai/veo3.1/fast"
+PY_INPUT = {"prompt": "a lighthouse at dusk", "duration": "4s", "resolution": "720p", "generate_audio": False}
+JS_INPUT = {"prompt": "a fox in the snow", "duration": "6s", "resolution": "720p", "generate_audio": True}
+STREAM_INPUT = {"prompt": "a kite over the sea", "duration": "4s", "resolution": "720p", "generate_audio": False}
+FAILING_INPUT = {"prompt": "a storm [[fal-emulator:content_policy_violation]]", "duration": "4s"}
+
+PY_CLIENT = """
+import json, sys
+import fal_client
+
+endpoint, arguments, fails = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "fails"
+statuses, logs = [], []
+
+def seen(update):
+    statuses.append(type(update).__name__)
+    if getattr(update, "logs", None):
+        logs[:] = update.logs
+
+try:
+    data = fal_client.subscribe(endpoint, arguments=arguments, with_logs=True, on_queue_update=seen)
+    error = None
+except fal_client.FalClientHTTPError as exc:
+    data, error = None, {"status": exc.status_code, "body": exc.response.json(),
+                         "error_type": exc.response.headers.get("x-fal-error-type"),
+                         "retryable": exc.response.headers.get("x-fal-retryable")}
+print(json.dumps({"statuses": statuses, "logs": logs, "data": data, "error": error}))
+"""
+
+
+def _distinct(statuses: list[str]) -> list[str]:
+    return [status for i, status in enumerate(statuses) if i == 0 or statuses[i - 1] != status]
+
+
+def _py_client(process: EmulatorProcess, arguments: dict[str, Any], *, fails: bool = False) -> dict[str, Any]:
+    env = {**os.environ, **process.client_env(key="whatever-the-app-has")}
+    command = [sys.executable, "-c", PY_CLIENT, ENDPOINT, json.dumps(arguments), "fails" if fails else "ok"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return answer
+
+
+def _js_client(process: EmulatorProcess) -> dict[str, Any]:
+    assert NODE is not None and process.listening is not None
+    env = {**os.environ, "EMULATOR_URL": process.listening.http_url, "NO_COLOR": "1"}
+    env.pop("FAL_KEY", None)
+    command = [NODE, "record_replay.mjs", ENDPOINT, json.dumps(JS_INPUT)]
+    done = subprocess.run(command, cwd=JS_DIR, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return answer
+
+
+def _streamed(process: EmulatorProcess) -> list[str]:
+    """Submit over plain HTTP and read the status stream (SSE) to its end: the statuses of its events."""
+    assert process.listening is not None
+    with httpx.Client(base_url=process.listening.http_url, headers={"Authorization": "Key app"}, timeout=60) as http:
+        submitted = http.post(f"/{ENDPOINT}", json=STREAM_INPUT).json()
+        with connect_sse(http, "GET", submitted["status_url"] + "/stream", params={"logs": 1}) as events:
+            statuses = [json.loads(event.data)["status"] for event in events.iter_sse()]
+        http.get(submitted["response_url"]).raise_for_status()
+    return statuses
+
+
+def _logs(logs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    return [(line["message"], line["level"], line["source"]) for line in logs]
+
+
+def _video_digest(process: EmulatorProcess, url: str) -> str:
+    assert process.listening is not None
+    trust = ssl.create_default_context(cafile=process.listening.bundle)
+    return hashlib.sha256(httpx.get(url, timeout=30, verify=trust).content).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory, node_modules: Path) -> Iterator[dict[str, Any]]:  # noqa: F811
+    """Record the three exchanges through the recorder; yields what each client saw and the cassette."""
+    root = tmp_path_factory.mktemp("record")
+    cassette = root / "veo.har"
+    upstream = EmulatorProcess(
+        root / "upstream", policy="timed:1,2", seed=777, extra_args=("--key", KEY, "--prompt-scenarios")
+    )
+    recorder = EmulatorProcess(root / "recorder")
+    with upstream:
+        assert upstream.listening is not None
+        recorder.args = [
+            sys.executable, "-m", "fal_emulator.cli", "record", "--upstream", upstream.listening.http_url,
+            "--cassette", str(cassette), "--allow-spend", "5", "--http-port", "0", "--https-port", "0",
+            "--state-dir", str(root / "recorder"), "--log-level", "warning",
+        ]  # fmt: skip
+        os.environ["FAL_KEY"] = KEY  # the recorder's own environment: the user's key
+        try:
+            recorder.start()
+        finally:
+            del os.environ["FAL_KEY"]
+        try:
+            seen: dict[str, Any] = {
+                "py": _py_client(recorder, PY_INPUT),
+                "js": _js_client(recorder),
+                "failing": _py_client(recorder, FAILING_INPUT, fails=True),
+                "stream": _streamed(recorder),
+            }
+            seen["py_video"] = _video_digest(recorder, seen["py"]["data"]["video"]["url"])
+        finally:
+            recorder.stop()
+    yield {"cassette": cassette, "seen": seen}
+
+
+@pytest.fixture(scope="module")
+def replayed(recorded: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    with EmulatorProcess(tmp_path_factory.mktemp("replay"), extra_args=("--replay", str(recorded["cassette"]))) as p:
+        seen: dict[str, Any] = {
+            "py": _py_client(p, PY_INPUT),
+            "js": _js_client(p),
+            "failing": _py_client(p, FAILING_INPUT, fails=True),
+            "stream": _streamed(p),
+        }
+        seen["py_video"] = _video_digest(p, seen["py"]["data"]["video"]["url"])
+        yield seen
+
+
+pytestmark = pytest.mark.skipif(NODE is None or NPM is None, reason="the JS client half needs node and npm on PATH")
+
+
+def test_the_cassette_holds_no_key(recorded: dict[str, Any]) -> None:
+    cassette: Path = recorded["cassette"]
+    files = [cassette, *media_dir(cassette).iterdir()]
+    assert len(files) >= 3  # the cassette and the two videos
+    for path in files:
+        assert KEY.encode() not in path.read_bytes(), path
+        assert KEY.split(":")[1].encode() not in path.read_bytes(), path
+    log = load_cassette(cassette)["log"]  # and it is a valid HAR 1.2 cassette
+    assert log["version"] == "1.2"
+    kinds = {entry["_fal"]["kind"] for entry in log["entries"]}
+    assert {"submit", "status", "result"} <= kinds
+    submits = [entry for entry in log["entries"] if entry["_fal"]["kind"] == "submit"]
+    headers = {h["name"].lower(): h["value"] for h in submits[0]["request"]["headers"]}
+    assert headers["authorization"] == "[REDACTED]"
+
+
+@pytest.mark.parametrize("client", ["py", "js"])
+def test_a_replay_gives_the_outputs_statuses_and_logs_upstream_gave(
+    client: str, recorded: dict[str, Any], replayed: dict[str, Any]
+) -> None:
+    before, after = recorded["seen"][client], replayed[client]
+    assert _distinct(after["statuses"]) == _distinct(before["statuses"])
+    assert len(_distinct(before["statuses"])) == 3, before["statuses"]  # queued, running, completed
+    assert _logs(after["logs"]) == _logs(before["logs"]) != []
+    video_before, video_after = before["data"]["video"], after["data"]["video"]
+    assert {k: v for k, v in video_after.items() if k != "url"} == {k: v for k, v in video_before.items() if k != "url"}
+    assert video_after["url"].split("/files/recorded/")[1] == video_before["url"].split("/files/recorded/")[1]
+
+
+def test_a_replayed_video_is_the_recorded_one(recorded: dict[str, Any], replayed: dict[str, Any]) -> None:
+    assert replayed["py_video"] == recorded["seen"]["py_video"]
+
+
+def test_a_replayed_failure_has_the_recorded_error_body_and_headers(
+    recorded: dict[str, Any], replayed: dict[str, Any]
+) -> None:
+    before, after = recorded["seen"]["failing"]["error"], replayed["failing"]["error"]
+    assert before["status"] == 422 and before["error_type"] == "content_policy_violation"
+    assert after == before
+
+
+def test_a_status_stream_is_recorded_event_by_event_and_replayed(
+    recorded: dict[str, Any], replayed: dict[str, Any]
+) -> None:
+    assert _distinct(recorded["seen"]["stream"]) == ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
+    assert _distinct(replayed["stream"]) == _distinct(recorded["seen"]["stream"])
+    log = load_cassette(recorded["cassette"])["log"]
+    (stream,) = [entry for entry in log["entries"] if entry["_fal"]["kind"] == "stream"]
+    offsets = [event["offset"] for event in stream["_fal"]["events"]]
+    assert offsets == sorted(offsets) and offsets[-1] >= 2.5  # queued 1 s, then 2 s running (upstream's timing)
+    assert stream["response"]["content"]["mimeType"].startswith("text/event-stream")
+
+
+def test_recording_needs_a_budget_and_a_key(tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "fal_emulator.cli", "record", "--cassette", str(tmp_path / "c.har")]
+    env = {k: v for k, v in os.environ.items() if k not in {"FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"}}
+    no_budget = subprocess.run(base, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert no_budget.returncode == 2 and "--allow-spend USD" in no_budget.stderr
+    no_key = subprocess.run([*base, "--allow-spend", "1"], env=env, capture_output=True, text=True, timeout=60)
+    assert no_key.returncode == 2 and "set FAL_KEY" in no_key.stderr
+    assert not (tmp_path / "c.har").exists()
