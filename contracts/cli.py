@@ -4,6 +4,7 @@
     fal-emulator contracts run --base-url https://127.0.0.1:8471 --ca-bundle ~/.local/state/fal-emulator/bundle.pem
     fal-emulator contracts run --base-url https://queue.fal.run --key "$FAL_KEY"          # no video generated
     fal-emulator contracts run --base-url https://api.reseller.example --key "Bearer $TOKEN"
+    fal-emulator contracts run --cassette veo.har                # a recording of fal, offline
     fal-emulator contracts rules                                 # what each rule means
 
 Exit status: 0 when every rule held, 1 on any violation (or a suite that could not run), 2 for bad options
@@ -26,6 +27,8 @@ RUN_EPILOG = """\
 targets:
   no --base-url     the emulator, built and served in this process (the default)
   an emulator       a running `fal-emulator serve` (it answers /_emulator/health): every check runs
+  --cassette FILE   a recording of real traffic (`fal-emulator record`): every queue and schema rule is
+                    applied to the recorded answers, offline
   anything else     real fal or a reseller: only checks that generate no video run, unless
                     --allow-spend USD lets the kit generate the cheapest videos it can (shortest
                     duration, 720p, no audio, the cheapest endpoint), within that budget.
@@ -49,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     where = run.add_mutually_exclusive_group()
     where.add_argument("--base-url", help="the queue host, e.g. https://queue.fal.run or https://127.0.0.1:8471")
     where.add_argument("--in-process", action="store_true", help="check the emulator in this process (default)")
+    where.add_argument(
+        "--cassette", metavar="FILE", help="check a recording (`fal-emulator record`) offline: nothing is sent"
+    )
     run.add_argument(
         "--run-base-url",
         help="the synchronous host where it differs (default: https://fal.run, or {base}/run for an emulator)",
@@ -121,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ca_bundle=args.ca_bundle,
         allow_spend=args.allow_spend,
         suites=tuple(args.suites) if args.suites else SUITES,
+        cassette=args.cassette,
     )
 
     def log(line: str) -> None:

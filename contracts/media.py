@@ -83,7 +83,7 @@ def check_video(client: httpx.Client, endpoint: Endpoint, arguments: dict[str, A
             _violation("file_size_matches", endpoint, f"file_size is {declared!r}, {len(data)} bytes served", line)
         )
     found += _check_ranges(client, endpoint, url, data)
-    found += _check_container(endpoint, arguments, data, line)
+    found += check_container(endpoint, arguments, data, line)
     return found
 
 
@@ -107,7 +107,8 @@ def _check_ranges(client: httpx.Client, endpoint: Endpoint, url: str, data: byte
     return []
 
 
-def _check_container(endpoint: Endpoint, arguments: dict[str, Any], data: bytes, line: str) -> list[Violation]:
+def check_container(endpoint: Endpoint, arguments: dict[str, Any], data: bytes, line: str) -> list[Violation]:
+    """The media rules on one video's bytes (PyAV): H.264 in MP4, the size, duration and audio `arguments` ask for."""
     expected = expected_video(endpoint, arguments)
     found: list[Violation] = []
     try:

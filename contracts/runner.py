@@ -4,6 +4,7 @@
     report = run_contracts(KitOptions(base_url="https://127.0.0.1:8471", ca_bundle=bundle))
     report = run_contracts(KitOptions(base_url="https://queue.fal.run", key=os.environ["FAL_KEY"],
                                       allow_spend=1.00))                   # real fal, at most $1
+    report = run_contracts(KitOptions(cassette="veo.har"))                 # a recording, offline
     assert report.ok, report.summary()
 
 Suites: `openapi` (Schemathesis, every phase), `lifecycle` (the Hypothesis machine), `media` (the run host and
@@ -18,6 +19,7 @@ import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fal_emulator.catalog import Endpoint
@@ -55,6 +57,7 @@ class KitOptions:
     (`Bearer …` for a reseller); by default `FAL_KEY`. `endpoints` empty means every endpoint.
     `allow_spend` (USD) lets generating checks run against a remote target, within that budget.
     `wrap` (in-process only) wraps the emulator app before it is served: the kit's own tests break it.
+    `cassette` checks a recording (`fal-emulator record`) instead of a live target: offline, nothing is sent.
     """
 
     base_url: str | None = None
@@ -68,6 +71,7 @@ class KitOptions:
     allow_spend: float | None = None
     suites: tuple[str, ...] = SUITES
     wrap: AppWrapper | None = None
+    cassette: str | None = None
 
 
 def run_contracts(options: KitOptions, *, log: Callable[[str], Any] = lambda line: None) -> Report:
@@ -82,9 +86,27 @@ def run_contracts(options: KitOptions, *, log: Callable[[str], Any] = lambda lin
     except (KeyError, ValueError) as exc:
         raise KitUsageError(str(exc).strip("'\"")) from None
     seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
+    if options.cassette is not None:
+        return _run_cassette(options.cassette, endpoints, profile, seed, log)
     if options.base_url is None:
         return _run_in_process(options, endpoints, profile, seed, log)
     return _run_against(options, endpoints, profile, seed, log)
+
+
+def _run_cassette(
+    cassette: str, endpoints: list[Endpoint], profile: Profile, seed: int, log: Callable[[str], Any]
+) -> Report:
+    from fal_emulator.cassette import CassetteError
+    from fal_emulator.contracts.recording import run_cassette_suite
+
+    path = Path(cassette).expanduser()
+    log(f"cassette: every rule on the recorded traffic in {path} (offline)")
+    report = Report(f"{path} (cassette)", seed, profile.name, [e.endpoint_id for e in endpoints])
+    try:
+        report.suites.append(run_cassette_suite(path, endpoints))
+    except CassetteError as exc:
+        raise KitUsageError(str(exc)) from None
+    return report
 
 
 def _run_in_process(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from fal_emulator.cassette import load_cassette, media_dir
+from fal_emulator.contracts import cli as contracts_cli
 from fal_emulator.testing import EmulatorProcess
 from tests.test_js_client import JS_DIR, NODE, NPM, node_modules  # noqa: F401 - the npm ci fixture
 
@@ -212,3 +214,106 @@ def test_recording_needs_a_budget_and_a_key(tmp_path: Path) -> None:
     no_key = subprocess.run([*base, "--allow-spend", "1"], env=env, capture_output=True, text=True, timeout=60)
     assert no_key.returncode == 2 and "set FAL_KEY" in no_key.stderr
     assert not (tmp_path / "c.har").exists()
+
+
+# -- the contract kit on the recording --------------------------------------------------------------------------
+
+
+def _copy(cassette: Path, into: Path) -> Path:
+    target = into / cassette.name
+    shutil.copy(cassette, target)
+    shutil.copytree(media_dir(cassette), media_dir(target))
+    return target
+
+
+def _entries(document: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [entry for entry in document["log"]["entries"] if entry["_fal"]["kind"] == kind]
+
+
+def _body(entry: dict[str, Any]) -> Any:
+    return json.loads(entry["response"]["content"]["text"])
+
+
+def _set_body(entry: dict[str, Any], body: Any) -> None:
+    entry["response"]["content"]["text"] = json.dumps(body)
+
+
+def _with_status(document: dict[str, Any], status: str) -> dict[str, Any]:
+    return next(entry for entry in _entries(document, "status") if _body(entry)["status"] == status)
+
+
+def _no_request_id(document: dict[str, Any]) -> None:
+    entry = _entries(document, "status")[0]
+    entry["response"]["headers"] = [h for h in entry["response"]["headers"] if h["name"].lower() != "x-fal-request-id"]
+
+
+def _running_answers_200(document: dict[str, Any]) -> None:
+    _with_status(document, "IN_PROGRESS")["response"]["status"] = 200
+
+
+def _queued_without_position(document: dict[str, Any]) -> None:
+    entry = _with_status(document, "IN_QUEUE")
+    _set_body(entry, {k: v for k, v in _body(entry).items() if k != "queue_position"})
+
+
+def _back_to_the_queue(document: dict[str, Any]) -> None:
+    running = _with_status(document, "IN_PROGRESS")
+    later = [
+        entry for entry in _entries(document, "status") if entry["_fal"]["request_id"] == running["_fal"]["request_id"]
+    ]
+    entry = later[-1]
+    entry["response"]["status"] = 202
+    _set_body(entry, {"status": "IN_QUEUE", "request_id": _body(entry)["request_id"], "queue_position": 0})
+
+
+def _wrong_file_size(document: dict[str, Any]) -> None:
+    entry = next(entry for entry in _entries(document, "result") if entry["response"]["status"] == 200)
+    body = _body(entry)
+    body["video"]["file_size"] += 1
+    _set_body(entry, body)
+
+
+def _stream_without_completed(document: dict[str, Any]) -> None:
+    (entry,) = _entries(document, "stream")
+    entry["_fal"]["events"] = entry["_fal"]["events"][:-1]
+
+
+def _another_video(document: dict[str, Any]) -> None:
+    """The 4 s silent request's result points at the 6 s video with audio (size and all)."""
+    entry = next(entry for entry in _entries(document, "result") if entry["response"]["status"] == 200)
+    body = _body(entry)
+    other = next(item for item in document["log"]["_fal"]["media"] if item["url"] != body["video"]["url"])
+    body["video"].update(url=other["url"], file_size=other["size"])
+    _set_body(entry, body)
+
+
+BROKEN_RECORDINGS = {
+    "media_audio": _another_video,
+    "x_fal_request_id": _no_request_id,
+    "status_code_by_state": _running_answers_200,
+    "queue_position_only_in_queue": _queued_without_position,
+    "status_never_backwards": _back_to_the_queue,
+    "file_size_matches": _wrong_file_size,
+    "sse_ends_at_completed": _stream_without_completed,
+}
+
+
+def test_the_kit_passes_the_recording(recorded: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    status = contracts_cli.main(["run", "--cassette", str(recorded["cassette"]), "--seed", "1", "--quiet"])
+    summary = capsys.readouterr().out
+    assert status == 0, summary
+    assert "(cassette)" in summary and summary.rstrip().endswith("PASSED")
+
+
+@pytest.mark.parametrize("rule", sorted(BROKEN_RECORDINGS))
+def test_the_kit_names_the_rule_a_recording_edited_to_break_it_breaks(
+    rule: str, recorded: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cassette = _copy(recorded["cassette"], tmp_path)
+    document = load_cassette(cassette)
+    BROKEN_RECORDINGS[rule](document)
+    cassette.write_text(json.dumps(document))
+    status = contracts_cli.main(["run", "--cassette", str(cassette), "--seed", "1", "--quiet"])
+    summary = capsys.readouterr().out
+    assert status == 1, summary
+    assert f"[{rule}]" in summary, summary

@@ -328,6 +328,7 @@ async def _stream(
                 data = _json(event.data.encode())
                 shown = json.dumps(await recorder.client_view(data, base)) if data is not None else event.data
                 yield ("" if event.event == "message" else f"event: {event.event}\n") + f"data: {shown}\n\n"
+            fal["complete"] = True  # upstream closed the stream (not our client)
         finally:
             await upstream.aclose()
             content = "".join(text).encode()
