@@ -92,7 +92,44 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--quiet", action="store_true", help="print only the summary")
     commands.add_parser("rules", help="list the rules the kit checks")
+    diff = commands.add_parser(
+        "diff",
+        help="compare our openapi/ documents with fal's published per-endpoint OpenAPI",
+        description="Print how our document of each endpoint differs from fal's: fields, types, nullable, enums, "
+        "defaults, required and bounds of the input and output schemas. Exit 0: no drift; 1: drift.",
+    )
+    diff.add_argument(
+        "--openapi",
+        action="append",
+        required=True,
+        metavar="FILE_OR_URL",
+        help="fal's document of one endpoint, e.g. "
+        "https://fal.ai/api/openapi/queue/openapi.json?endpoint_id=fal-ai/veo3.1/fast (repeatable)",
+    )
     return parser
+
+
+def _diff(sources: list[str]) -> int:
+    from fal_emulator.catalog import load_catalog
+    from fal_emulator.contracts.drift import DriftSourceError, compare, load_document, render, their_endpoint
+
+    catalog = load_catalog()
+    drifted = False
+    for source in sources:
+        try:
+            theirs = their_endpoint(load_document(source), source)
+        except DriftSourceError as exc:
+            print(f"fal-emulator contracts diff: {exc}", file=sys.stderr)
+            return 2
+        ours = catalog.get(theirs.endpoint_id)
+        if ours is None:
+            print(f"{theirs.endpoint_id}: not in openapi/ (fal documents an endpoint we do not serve)")
+            drifted = True
+            continue
+        drift = compare(ours, theirs)
+        drifted |= bool(drift)
+        print(render(ours.endpoint_id, source, drift))
+    return 1 if drifted else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, text in RULES.items():
             print(f"{name:<36} {text}")
         return 0
+    if args.command == "diff":
+        return _diff(args.openapi)
     try:
         import httpx
 
