@@ -15,16 +15,22 @@ import shutil
 import ssl
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from httpx_sse import connect_sse
+from starlette.testclient import TestClient
 
+from fal_emulator import cli as emulator_cli
 from fal_emulator.cassette import load_cassette, media_dir
 from fal_emulator.contracts import cli as contracts_cli
+from fal_emulator.http.app import create_app
+from fal_emulator.settings import Settings
 from fal_emulator.testing import EmulatorProcess
 from tests.test_js_client import JS_DIR, NODE, NPM, node_modules  # noqa: F401 - the npm ci fixture
 
@@ -33,6 +39,7 @@ ENDPOINT = "fal-ai/veo3.1/fast"
 PY_INPUT = {"prompt": "a lighthouse at dusk", "duration": "4s", "resolution": "720p", "generate_audio": False}
 JS_INPUT = {"prompt": "a fox in the snow", "duration": "6s", "resolution": "720p", "generate_audio": True}
 STREAM_INPUT = {"prompt": "a kite over the sea", "duration": "4s", "resolution": "720p", "generate_audio": False}
+UPLOAD = b"\x89PNG\r\n\x1a\n not really a png"
 FAILING_INPUT = {"prompt": "a storm [[fal-emulator:content_policy_violation]]", "duration": "4s"}
 
 PY_CLIENT = """
@@ -82,11 +89,56 @@ def _js_client(process: EmulatorProcess) -> dict[str, Any]:
     return answer
 
 
-def _streamed(process: EmulatorProcess) -> list[str]:
+class WebhookReceiver:
+    """The user's webhook endpoint on loopback: keeps each delivery (headers, body) and signals it."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[tuple[dict[str, str], bytes]] = []
+        self.arrived = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                receiver.deliveries.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+                receiver.arrived.set()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> WebhookReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _uploaded(process: EmulatorProcess) -> bytes:
+    """fal's storage upload through `process` (initiate, then PUT to the URL it gives); the bytes served back."""
+    assert process.listening is not None
+    with httpx.Client(base_url=process.listening.http_url, headers={"Authorization": "Key app"}, timeout=60) as http:
+        upload = http.post("/storage/upload/initiate", json={"content_type": "image/png", "file_name": "in.png"})
+        target = upload.raise_for_status().json()
+        assert target["upload_url"].startswith(process.listening.http_url)  # rewritten to the recorder
+        http.put(target["upload_url"], content=UPLOAD, headers={"content-type": "image/png"}).raise_for_status()
+        return http.get(target["file_url"]).raise_for_status().content
+
+
+def _streamed(process: EmulatorProcess, webhook: str | None = None) -> list[str]:
     """Submit over plain HTTP and read the status stream (SSE) to its end: the statuses of its events."""
     assert process.listening is not None
     with httpx.Client(base_url=process.listening.http_url, headers={"Authorization": "Key app"}, timeout=60) as http:
-        submitted = http.post(f"/{ENDPOINT}", json=STREAM_INPUT).json()
+        params = {"fal_webhook": webhook} if webhook else {}
+        submitted = http.post(f"/{ENDPOINT}", json=STREAM_INPUT, params=params).json()
         with connect_sse(http, "GET", submitted["status_url"] + "/stream", params={"logs": 1}) as events:
             statuses = [json.loads(event.data)["status"] for event in events.iter_sse()]
         http.get(submitted["response_url"]).raise_for_status()
@@ -109,7 +161,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory, node_modules: Path) -> It
     root = tmp_path_factory.mktemp("record")
     cassette = root / "veo.har"
     upstream = EmulatorProcess(
-        root / "upstream", policy="timed:1,2", seed=777, extra_args=("--key", KEY, "--prompt-scenarios")
+        root / "upstream", policy="timed:0.5,1", seed=777, extra_args=("--key", KEY, "--prompt-scenarios")
     )
     recorder = EmulatorProcess(root / "recorder")
     with upstream:
@@ -125,12 +177,16 @@ def recorded(tmp_path_factory: pytest.TempPathFactory, node_modules: Path) -> It
         finally:
             del os.environ["FAL_KEY"]
         try:
-            seen: dict[str, Any] = {
-                "py": _py_client(recorder, PY_INPUT),
-                "js": _js_client(recorder),
-                "failing": _py_client(recorder, FAILING_INPUT, fails=True),
-                "stream": _streamed(recorder),
-            }
+            with WebhookReceiver() as receiver:
+                seen: dict[str, Any] = {
+                    "py": _py_client(recorder, PY_INPUT),
+                    "js": _js_client(recorder),
+                    "failing": _py_client(recorder, FAILING_INPUT, fails=True),
+                    "stream": _streamed(recorder, webhook=receiver.url),
+                    "uploaded": _uploaded(recorder),
+                }
+                assert receiver.arrived.wait(timeout=30), "upstream's webhook never reached the user's URL"
+                seen["webhooks"] = receiver.deliveries
             seen["py_video"] = _video_digest(recorder, seen["py"]["data"]["video"]["url"])
         finally:
             recorder.stop()
@@ -202,17 +258,39 @@ def test_a_status_stream_is_recorded_event_by_event_and_replayed(
     log = load_cassette(recorded["cassette"])["log"]
     (stream,) = [entry for entry in log["entries"] if entry["_fal"]["kind"] == "stream"]
     offsets = [event["offset"] for event in stream["_fal"]["events"]]
-    assert offsets == sorted(offsets) and offsets[-1] >= 2.5  # queued 1 s, then 2 s running (upstream's timing)
+    assert offsets == sorted(offsets) and offsets[-1] >= 1.4  # queued 0.5 s, then 1 s running (upstream's timing)
     assert stream["response"]["content"]["mimeType"].startswith("text/event-stream")
 
 
-def test_recording_needs_a_budget_and_a_key(tmp_path: Path) -> None:
-    base = [sys.executable, "-m", "fal_emulator.cli", "record", "--cassette", str(tmp_path / "c.har")]
-    env = {k: v for k, v in os.environ.items() if k not in {"FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"}}
-    no_budget = subprocess.run(base, env=env, capture_output=True, text=True, timeout=60, check=False)
-    assert no_budget.returncode == 2 and "--allow-spend USD" in no_budget.stderr
-    no_key = subprocess.run([*base, "--allow-spend", "1"], env=env, capture_output=True, text=True, timeout=60)
-    assert no_key.returncode == 2 and "set FAL_KEY" in no_key.stderr
+def test_webhooks_are_recorded_and_reach_the_users_url_unchanged(recorded: dict[str, Any]) -> None:
+    ((headers, body),) = recorded["seen"]["webhooks"]
+    assert json.loads(body)["status"] == "OK"
+    assert headers["x-fal-webhook-signature"]  # forwarded as signed by upstream
+    log = load_cassette(recorded["cassette"])["log"]
+    (hook,) = [entry for entry in log["entries"] if entry["_fal"]["kind"] == "webhook"]
+    assert json.loads(hook["request"]["postData"]["text"]) == json.loads(body)
+    assert hook["_fal"]["offset"] > 0 and hook["response"]["status"] == 200
+
+
+def test_uploads_are_recorded_with_their_bytes_beside_the_cassette(recorded: dict[str, Any]) -> None:
+    assert recorded["seen"]["uploaded"] == UPLOAD
+    log = load_cassette(recorded["cassette"])["log"]
+    uploads = [entry for entry in log["entries"] if entry["_fal"]["kind"] == "upload"]
+    assert [entry["request"]["method"] for entry in uploads] == ["POST", "PUT"]
+    digest = uploads[1]["_fal"]["body_sha256"]
+    assert (media_dir(recorded["cassette"]) / f"{digest}.png").read_bytes() == UPLOAD
+
+
+def test_recording_needs_a_budget_and_a_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    command = ["record", "--cassette", str(tmp_path / "c.har"), "--state-dir", str(tmp_path)]
+    assert emulator_cli.main(command) == 2
+    assert "--allow-spend USD" in capsys.readouterr().err
+    assert emulator_cli.main([*command, "--allow-spend", "1"]) == 2
+    assert "set FAL_KEY" in capsys.readouterr().err
     assert not (tmp_path / "c.har").exists()
 
 
@@ -317,3 +395,58 @@ def test_the_kit_names_the_rule_a_recording_edited_to_break_it_breaks(
     summary = capsys.readouterr().out
     assert status == 1, summary
     assert f"[{rule}]" in summary, summary
+
+
+# -- how submits find their recording (in-process, on a frozen clock) --------------------------------------------
+
+
+def _replaying(cassette: Path, state: Path, **settings: Any) -> TestClient:
+    app = create_app(Settings(replay=cassette, state_dir=state, **settings))
+    app.state.emulator.clock.freeze()
+    return TestClient(app, headers={"Authorization": "Key app"})
+
+
+def _completed(client: TestClient, submitted: dict[str, Any]) -> tuple[dict[str, Any], httpx.Response]:
+    client.app.state.emulator.clock.advance(60)  # type: ignore[attr-defined]
+    status = client.get(submitted["status_url"]).json()
+    return status, client.get(submitted["response_url"])
+
+
+def test_an_exact_match_replays_the_recorded_metrics_and_media(recorded: dict[str, Any], tmp_path: Path) -> None:
+    with _replaying(recorded["cassette"], tmp_path) as client:
+        status, result = _completed(client, client.post(f"/{ENDPOINT}", json=PY_INPUT).json())
+        video = result.json()["video"]
+        assert "/files/recorded/" in video["url"]
+        served = client.get(video["url"])
+        assert served.status_code == 200 and len(served.content) == video["file_size"]
+        assert hashlib.sha256(served.content).hexdigest() == recorded["seen"]["py_video"]
+    log = load_cassette(recorded["cassette"])["log"]
+    completed = [
+        json.loads(entry["response"]["content"]["text"])
+        for entry in log["entries"]
+        if entry["_fal"]["kind"] == "status" and entry["response"]["status"] == 200
+    ]
+    assert status["metrics"] == completed[0]["metrics"]
+
+
+def test_an_unmatched_submit_falls_back_to_the_emulator(recorded: dict[str, Any], tmp_path: Path) -> None:
+    with _replaying(recorded["cassette"], tmp_path) as client:
+        _, result = _completed(client, client.post(f"/{ENDPOINT}", json={**PY_INPUT, "prompt": "other"}).json())
+        assert "/files/recorded/" not in result.json()["video"]["url"]  # a committed clip
+
+
+def test_replay_match_endpoint_replays_any_recording_of_the_endpoint(recorded: dict[str, Any], tmp_path: Path) -> None:
+    with _replaying(recorded["cassette"], tmp_path, replay_match="endpoint") as client:
+        _, result = _completed(client, client.post(f"/{ENDPOINT}", json={**PY_INPUT, "prompt": "other"}).json())
+        assert "/files/recorded/" in result.json()["video"]["url"]
+
+
+def test_replay_strict_answers_404_naming_the_nearest_recording(recorded: dict[str, Any], tmp_path: Path) -> None:
+    with _replaying(recorded["cassette"], tmp_path, replay_strict=True) as client:
+        answer = client.post(f"/{ENDPOINT}", json={**PY_INPUT, "prompt": "other"})
+        assert answer.status_code == 404
+        detail = answer.json()["detail"]
+        assert detail.startswith(f"No recorded request matches {ENDPOINT} with input sha256 ")
+        assert f"the nearest recorded request is #1 {ENDPOINT}" in detail
+        assert "whose input differs in: prompt" in detail
+        assert "--replay-match endpoint" in detail
