@@ -406,7 +406,7 @@ def _replaying(cassette: Path, state: Path, **settings: Any) -> TestClient:
     return TestClient(app, headers={"Authorization": "Key app"})
 
 
-def _completed(client: TestClient, submitted: dict[str, Any]) -> tuple[dict[str, Any], httpx.Response]:
+def _completed(client: TestClient, submitted: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     client.app.state.emulator.clock.advance(60)  # type: ignore[attr-defined]
     status = client.get(submitted["status_url"]).json()
     return status, client.get(submitted["response_url"])
