@@ -236,9 +236,13 @@ def _observe(recording: Recording, submit: JSON, later: list[JSON]) -> bool:
         if fal["kind"] == "status" and isinstance(body, dict) and "status" in body:
             observed.append((offset, body))
         elif fal["kind"] == "stream":
+            lines: list[Any] = []  # each event carries the lines new since the one before (fal's SSE deltas)
             for event in fal.get("events", []):
                 data = _json(event["data"])
                 if isinstance(data, dict) and "status" in data:
+                    if isinstance(data.get("logs"), list):
+                        lines = [*lines, *data["logs"]]
+                        data = {**data, "logs": lines}
                     observed.append((float(event["offset"]), data))
         elif fal["kind"] == "result" and isinstance(body, dict) and response["status"] != 400:
             if recording.outcome is None:
