@@ -10,7 +10,8 @@
 `fal_contracts(**options)` takes `fal_emulator.contracts.KitOptions` fields and returns the Report when every rule held.
 Unless a test passes them, the target and profile come from `--fal-contracts-base-url URL` (default: the
 emulator in-process), `--fal-contracts-key`, `--fal-contracts-profile` (default `ci`) and
-`--fal-contracts-seed`. This module imports the kit only when the fixture is used.
+`--fal-contracts-seed` (or `--fal-contracts-cassette FILE`: a recording, checked offline). This module imports
+the kit only when the fixture is used.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--fal-contracts-key", default=None, help="fal key or 'Bearer TOKEN' (default: $FAL_KEY)")
     group.addoption("--fal-contracts-profile", default="ci", help="ci, default or thorough (default: ci)")
     group.addoption("--fal-contracts-seed", type=int, default=None, help="seed to reproduce a run")
+    group.addoption(
+        "--fal-contracts-cassette", default=None, help="check a recording (`fal-emulator record`) offline instead"
+    )
 
 
 @pytest.fixture
@@ -45,6 +49,7 @@ def fal_contracts(request: pytest.FixtureRequest) -> Callable[..., Report]:
         "key": config.getoption("--fal-contracts-key"),
         "profile": config.getoption("--fal-contracts-profile"),
         "seed": config.getoption("--fal-contracts-seed"),
+        "cassette": config.getoption("--fal-contracts-cassette"),
     }
 
     def run(**options: Any) -> Report:

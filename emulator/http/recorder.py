@@ -24,6 +24,7 @@ answered 402 here and nothing reaches fal.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
@@ -36,7 +37,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
-from httpx_sse import EventSource
+from httpx_sse import EventSource, ServerSentEvent
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -320,7 +321,10 @@ async def _stream(
     async def events() -> AsyncIterator[str]:
         text = []
         try:
-            async for event in EventSource(upstream).aiter_sse():
+            async for event in _with_keepalives(EventSource(upstream).aiter_sse()):
+                if event is None:  # upstream silent for KEEPALIVE_SECONDS: keep our client's connection alive
+                    yield ": keepalive\n\n"
+                    continue
                 stamp = recorder.offset(request_id).get("offset", round(time.monotonic() - clock, 3))
                 fal["events"].append({"offset": stamp, "data": event.data,
                                       **({"event": event.event} if event.event != "message" else {})})  # fmt: skip
@@ -336,6 +340,28 @@ async def _stream(
 
     out = {REQUEST_ID_HEADER: upstream.headers.get(REQUEST_ID_HEADER, request_id or ""), "Cache-Control": "no-cache"}
     return StreamingResponse(events(), media_type="text/event-stream", headers=out)
+
+
+async def _with_keepalives(events: AsyncIterator[ServerSentEvent]) -> AsyncIterator[ServerSentEvent | None]:
+    """The events, with None whenever KEEPALIVE_SECONDS pass without one (SSE comments are not events)."""
+    iterator = events.__aiter__()
+    pending: asyncio.Future[ServerSentEvent] | None = None
+    try:
+        while True:
+            pending = pending or asyncio.ensure_future(iterator.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_SECONDS)
+            if not done:
+                yield None
+                continue
+            try:
+                event = pending.result()
+            except StopAsyncIteration:
+                return
+            pending = None
+            yield event
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
 
 
 async def webhook(request: Request) -> Response:
