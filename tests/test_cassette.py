@@ -99,11 +99,13 @@ def test_the_recorder_answers_402_past_the_budget_and_sends_nothing(tmp_path: Pa
     client = httpx.AsyncClient(transport=httpx.MockTransport(fal))
     recorder = Recorder(Upstream(), cassette, KEY, guard, client=client)
     with TestClient(create_recorder_app(recorder), headers={"Authorization": "Key local"}) as http:
-        assert http.post("/fal-ai/veo3.1/fast", json=CHEAPEST).status_code == 200  # $0.40 of $0.50
+        proxied = {"x-fal-target-url": "https://queue.fal.run/fal-ai/veo3.1/fast"}  # @fal-ai/client's proxy mode
+        assert http.post("/api/fal/proxy", json=CHEAPEST, headers=proxied).status_code == 200  # $0.40 of $0.50
         refused = http.post("/fal-ai/veo3.1/fast", json=CHEAPEST)
     assert refused.status_code == 402
     assert refused.json()["error_type"] == "spend_limit"
     assert len(sent) == 1 and sent[0].headers["authorization"] == f"Key {KEY}"  # the user's key, not the app's
     assert str(sent[0].url) == "https://queue.fal.run/fal-ai/veo3.1/fast"
+    assert "x-fal-target-url" not in sent[0].headers
     log = load_cassette(tmp_path / "c.har")["log"]
     assert len(log["entries"]) == 1 and log["_fal"]["spent_usd"] == 0.4

@@ -1,6 +1,7 @@
 """`fal-emulator record`: a recording proxy in front of fal (or any server that speaks fal's protocol).
 
-Clients talk to it exactly as to `fal-emulator serve` (same listeners, same `fal-emulator env`); it forwards every
+Clients talk to it exactly as to `fal-emulator serve` (same listeners, same `fal-emulator env`, and the JS client's
+proxy mode: `x-fal-target-url`); it forwards every
 call upstream with the user's own key and writes every exchange into one cassette (`fal_emulator.cassette`):
 
     POST /{endpoint id}                    -> {queue}/{endpoint id}        submit  (spend-guarded)
@@ -45,6 +46,7 @@ from starlette.routing import Route
 
 from fal_emulator.cassette import CassetteWriter, entry, now_iso
 from fal_emulator.http.media_routes import recorded_file
+from fal_emulator.http.middleware import ProxyMiddleware
 from fal_emulator.http.rendering import REQUEST_ID_HEADER, base_url
 from fal_emulator.replay import MEDIA_PATH
 from fal_emulator.server import is_loopback
@@ -53,7 +55,7 @@ QUEUE_PATH = re.compile(r"^/(?P<app>.+?)/requests/(?P<id>[^/]+)(?P<tail>/status/
 TAILS = {"/status/stream": "stream", "/status": "status", "/cancel": "cancel", "/response": "result", None: "result"}
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length",
-     "content-encoding", "accept-encoding", "proxy-authorization", "proxy-connection"}
+     "content-encoding", "accept-encoding", "proxy-authorization", "proxy-connection", "x-fal-target-url"}
 )  # fmt: skip
 FAL_HOSTS = {"queue": "https://queue.fal.run", "run": "https://fal.run", "rest": "https://rest.fal.ai",
              "cdn": "https://v3.fal.media"}  # fmt: skip
@@ -442,6 +444,7 @@ def create_recorder_app(recorder: Recorder) -> Starlette:
         lifespan=lifespan,
     )
     app.state.recorder = recorder
+    app.add_middleware(ProxyMiddleware)  # @fal-ai/client's proxy mode: the target in `x-fal-target-url`
     return app
 
 
