@@ -9,6 +9,7 @@ raises `RuleBroken` (an AssertionError carrying the rule) from its own line, so 
 
 from __future__ import annotations
 
+import functools
 import json
 import ssl
 from typing import Any
@@ -50,8 +51,10 @@ def begin_run(verify: str | bool) -> None:
 begin_run(True)
 
 
+@functools.lru_cache(maxsize=8)
 def ssl_verify(verify: str | bool) -> ssl.SSLContext | bool:
-    """An SSL context trusting the CA bundle `verify` (a path), or `verify` itself when it is a bool."""
+    """An SSL context trusting the CA bundle `verify` (a path), or `verify` itself when it is a bool (one context
+    per bundle: loading a bundle costs milliseconds)."""
     return verify if isinstance(verify, bool) else ssl.create_default_context(cafile=verify)
 
 
