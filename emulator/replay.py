@@ -38,6 +38,8 @@ MATCHES = ("input", "endpoint")
 JSON = dict[str, Any]
 KEPT_HEADERS = ("x-fal-",)  # the recorded answer headers a replay gives (not the request id: each request has its own)
 MEDIA_PATH = "/files/recorded"
+# Result answers that are not the request's outcome: not ready, credentials, unknown id, and transient gateway answers.
+NOT_AN_OUTCOME = frozenset({400, 401, 403, 404, 405, 408, 409, 429})
 
 
 def input_digest(arguments: Any) -> str:
@@ -101,6 +103,10 @@ class Replay:
         replay = cls(list(recordings_of(log["entries"])), media, match=match)
         replay._urls = {item["url"]: item["sha256"] for item in log["_fal"]["media"]}
         return replay
+
+    def rewind(self) -> None:
+        """Start every key's recordings from the first again (the emulator's reset)."""
+        self._cursors.clear()
 
     def _pick(self, key: tuple[str, ...], candidates: list[Recording]) -> Recording | None:
         if not candidates:
@@ -244,7 +250,7 @@ def _observe(recording: Recording, submit: JSON, later: list[JSON]) -> bool:
                         lines = [*lines, *data["logs"]]
                         data = {**data, "logs": lines}
                     observed.append((float(event["offset"]), data))
-        elif fal["kind"] == "result" and isinstance(body, dict) and response["status"] != 400:
+        elif fal["kind"] == "result" and isinstance(body, dict) and response["status"] not in NOT_AN_OUTCOME:
             if recording.outcome is None:
                 recording.outcome = (response["status"], body, _kept_headers(response["headers"]))
             observed.append((offset, {"status": "COMPLETED"}))

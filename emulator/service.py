@@ -158,6 +158,8 @@ class Emulator:
         self.clock.unfreeze()
         self.clock.set_scale(self.settings.time_scale)
         self.reseed(self.settings.seed if seed is None else seed)
+        if self.replay is not None:
+            self.replay.rewind()
 
     def reseed(self, seed: int | None) -> None:
         self.ids.reseed(seed)
