@@ -193,7 +193,8 @@ def entry(
 
 class CassetteWriter:
     """Builds a cassette and rewrites it whole after each exchange (validated, then an atomic rename), so a
-    recording that stops at any moment leaves a readable file."""
+    recording that stops at any moment leaves a readable file. An existing cassette at `path` is continued: its
+    entries and media are kept (raises CassetteError if it is not a cassette)."""
 
     def __init__(
         self, path: Path, *, upstream: Mapping[str, str], secrets: Sequence[str] = (), budget_usd: float | None = None
@@ -211,6 +212,10 @@ class CassetteWriter:
                     "_fal": fal}
         }  # fmt: skip
         self._media_by_url: dict[str, JSON] = {}
+        if path.exists():  # record into an existing cassette: its entries and media stay, new ones follow
+            self.document = load_cassette(path)
+            self.log["_fal"].update({"upstream": dict(upstream), **({"budget_usd": budget_usd} if budget_usd else {})})
+            self._media_by_url = {item["url"]: item for item in self.log["_fal"]["media"]}
 
     @property
     def log(self) -> JSON:

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fal_emulator.cassette import CassetteWriter
+from fal_emulator.cassette import CassetteError, CassetteWriter
 from fal_emulator.catalog import load_catalog
 from fal_emulator.settings import Settings
 
@@ -87,10 +87,11 @@ def record(args: argparse.Namespace, settings: Settings, environ: dict[str, str]
         print("fal-emulator record: set FAL_KEY (your fal key) in this process's environment", file=sys.stderr)
         return 2
     upstream = Upstream.of(args.upstream)
-    cassette = CassetteWriter(args.cassette, upstream=upstream.as_dict(), secrets=[key], budget_usd=args.allow_spend)
     try:
+        hosts, limit = upstream.as_dict(), args.allow_spend
+        cassette = CassetteWriter(args.cassette, upstream=hosts, secrets=[key], budget_usd=limit)
         cassette.save()
-    except OSError as exc:
+    except (OSError, CassetteError) as exc:
         print(f"fal-emulator record: cannot write {args.cassette}: {exc}", file=sys.stderr)
         return 2
 

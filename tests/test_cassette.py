@@ -65,6 +65,13 @@ def test_a_cassette_is_valid_har_and_never_holds_the_key(tmp_path: Path) -> None
     assert media["file"] == f"c.media/{media['sha256']}.mp4"
 
 
+def test_recording_again_into_a_cassette_continues_it(tmp_path: Path) -> None:
+    path = tmp_path / "c.har"
+    CassetteWriter(path, upstream={"queue": "https://queue.fal.run"}, secrets=[KEY]).add(_submit_entry())
+    CassetteWriter(path, upstream={"queue": "https://queue.fal.run"}, secrets=[KEY]).add(_submit_entry())
+    assert len(load_cassette(path)["log"]["entries"]) == 2
+
+
 def test_a_file_that_is_not_a_cassette_is_refused_with_the_place(tmp_path: Path) -> None:
     path = tmp_path / "c.har"
     path.write_text(json.dumps({"log": {"version": "1.2", "creator": {"name": "x", "version": "1"}, "entries": []}}))
