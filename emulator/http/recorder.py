@@ -145,8 +145,8 @@ class Recorder:
 
     def classify(self, method: str, path: str) -> tuple[str, str, str | None, str | None]:
         """(kind, upstream URL without query, endpoint id, request id) of a call to `path`."""
-        if path.startswith("/run/"):
-            return "run", self.upstream.run + path[4:], path[5:], None
+        if path.startswith("/run/"):  # `fal.run`, and its `/stream` (one SSE answer, recorded whole)
+            return "run", self.upstream.run + path[4:], path[5:].removesuffix("/stream"), None
         if path == "/files/upload":
             return "upload", self.upstream.cdn + path, None, None
         if path.startswith(("/storage/", "/.well-known/")):
