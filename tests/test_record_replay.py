@@ -38,6 +38,7 @@ KEY = "stand-in-key-4f9c2e:0123456789abcdef0123456789abcdef"
 ENDPOINT = "fal-ai/veo3.1/fast"
 PY_INPUT = {"prompt": "a lighthouse at dusk", "duration": "4s", "resolution": "720p", "generate_audio": False}
 JS_INPUT = {"prompt": "a fox in the snow", "duration": "6s", "resolution": "720p", "generate_audio": True}
+PROXY_INPUT = {"prompt": "a tram at night", "duration": "4s", "resolution": "720p", "generate_audio": False}
 STREAM_INPUT = {"prompt": "a kite over the sea", "duration": "4s", "resolution": "720p", "generate_audio": False}
 UPLOAD = b"\x89PNG\r\n\x1a\n not really a png"
 FAILING_INPUT = {"prompt": "a storm [[fal-emulator:content_policy_violation]]", "duration": "4s"}
@@ -69,8 +70,13 @@ def _distinct(statuses: list[str]) -> list[str]:
     return [status for i, status in enumerate(statuses) if i == 0 or statuses[i - 1] != status]
 
 
-def _py_client(process: EmulatorProcess, arguments: dict[str, Any], *, fails: bool = False) -> dict[str, Any]:
-    env = {**os.environ, **process.client_env(key="whatever-the-app-has")}
+def _py_client(
+    process: EmulatorProcess, arguments: dict[str, Any], *, fails: bool = False, proxy: bool = False
+) -> dict[str, Any]:
+    """fal_client 1.0.3 in a process of its own, pointed at `process` by FAL_QUEUE_RUN_HOST (or, with `proxy`,
+    through its HTTPS proxy on fal's own hostnames)."""
+    redirect = process.proxy_env if proxy else process.client_env
+    env = {**os.environ, **redirect(key="whatever-the-app-has")}
     command = [sys.executable, "-c", PY_CLIENT, ENDPOINT, json.dumps(arguments), "fails" if fails else "ok"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -182,6 +188,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory, node_modules: Path) -> It
                     "py": _py_client(recorder, PY_INPUT),
                     "js": _js_client(recorder),
                     "failing": _py_client(recorder, FAILING_INPUT, fails=True),
+                    "proxy": _py_client(recorder, PROXY_INPUT, proxy=True),
                     "stream": _streamed(recorder, webhook=receiver.url),
                     "uploaded": _uploaded(recorder),
                 }
@@ -200,6 +207,7 @@ def replayed(recorded: dict[str, Any], tmp_path_factory: pytest.TempPathFactory)
             "py": _py_client(p, PY_INPUT),
             "js": _js_client(p),
             "failing": _py_client(p, FAILING_INPUT, fails=True),
+            "proxy": _py_client(p, PROXY_INPUT, proxy=True),
             "stream": _streamed(p),
         }
         seen["py_video"] = _video_digest(p, seen["py"]["data"]["video"]["url"])
@@ -225,7 +233,7 @@ def test_the_cassette_holds_no_key(recorded: dict[str, Any]) -> None:
     assert headers["authorization"] == "[REDACTED]"
 
 
-@pytest.mark.parametrize("client", ["py", "js"])
+@pytest.mark.parametrize("client", ["py", "js", "proxy"])
 def test_a_replay_gives_the_outputs_statuses_and_logs_upstream_gave(
     client: str, recorded: dict[str, Any], replayed: dict[str, Any]
 ) -> None:
@@ -236,6 +244,9 @@ def test_a_replay_gives_the_outputs_statuses_and_logs_upstream_gave(
     video_before, video_after = before["data"]["video"], after["data"]["video"]
     assert {k: v for k, v in video_after.items() if k != "url"} == {k: v for k, v in video_before.items() if k != "url"}
     assert video_after["url"].split("/files/recorded/")[1] == video_before["url"].split("/files/recorded/")[1]
+    if client == "proxy":  # fal's own hostnames: outputs on fal's media host, as fal gives them
+        assert video_before["url"].startswith("https://v3.fal.media/files/recorded/")
+        assert video_after["url"].startswith("https://v3.fal.media/files/recorded/")
 
 
 def test_a_replayed_video_is_the_recorded_one(recorded: dict[str, Any], replayed: dict[str, Any]) -> None:

@@ -45,6 +45,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from fal_emulator.cassette import CassetteWriter, entry, now_iso
+from fal_emulator.fal_hosts import role_of
+from fal_emulator.http.host_routing import media_base_url
 from fal_emulator.http.media_routes import recorded_file
 from fal_emulator.http.middleware import ProxyMiddleware
 from fal_emulator.http.rendering import REQUEST_ID_HEADER, base_url
@@ -174,14 +176,16 @@ class Recorder:
 
     # -- answers as the client sees them ------------------------------------------------------------------
 
-    async def client_view(self, value: Any, base: str) -> Any:
-        """`value` (a JSON answer) with upstream URLs pointing here and output Files fetched and served here."""
+    async def client_view(self, value: Any, base: str, media_base: str | None = None) -> Any:
+        """`value` (a JSON answer) with upstream URLs pointing here and output Files fetched and served here
+        (under `media_base`: `https://v3.fal.media` for a client that reached us through the HTTPS proxy)."""
+        media_base = media_base or base
         if isinstance(value, dict):
             if isinstance(value.get("url"), str) and {"content_type", "file_size", "file_name"} & set(value):
-                value = {**value, "url": await self.media_url(value["url"], base, value)}
-            return {key: await self.client_view(item, base) for key, item in value.items()}
+                value = {**value, "url": await self.media_url(value["url"], media_base, value)}
+            return {key: await self.client_view(item, base, media_base) for key, item in value.items()}
         if isinstance(value, list):
-            return [await self.client_view(item, base) for item in value]
+            return [await self.client_view(item, base, media_base) for item in value]
         if isinstance(value, str):
             for prefix, ours in self.upstream.rewrites(base):
                 if value == prefix or value.startswith((prefix + "/", prefix + "?")):
@@ -251,7 +255,10 @@ async def forward(request: Request) -> Response:
     """Forward one call upstream, record it, and answer what upstream answered (URLs pointing here)."""
     recorder = recorder_of(request)
     base = base_url(request)
-    kind, url, endpoint_id, request_id = recorder.classify(request.method, request.url.path)
+    path = request.url.path
+    if role_of(request.headers.get("host")) == "run":  # fal.run through the HTTPS proxy: the run API
+        path = "/run" + path
+    kind, url, endpoint_id, request_id = recorder.classify(request.method, path)
     query = request.url.query
     body = await request.body()
     charged = 0.0
@@ -297,7 +304,8 @@ async def forward(request: Request) -> Response:
     headers_out = _answer_headers(answer)
     if parsed is None:
         return Response(content, answer.status_code, headers=headers_out, media_type=answer.headers.get("content-type"))
-    return JSONResponse(await recorder.client_view(parsed, base), answer.status_code, headers=headers_out)
+    return JSONResponse(await recorder.client_view(parsed, base, media_base_url(request)), answer.status_code,
+                        headers=headers_out)  # fmt: skip
 
 
 async def _stream(
