@@ -50,9 +50,10 @@ GENERATING_OPERATIONS = frozenset({"submit", "downloadFile"})
 # read for at most 3 events (IN_QUEUE, IN_PROGRESS, COMPLETED) or STREAM_SECONDS, whichever comes first.
 MAX_STREAM_EVENTS = 3
 STREAM_SECONDS = 1.0
-# (endpoint id, operation, generation mode) for which Hypothesis found no case at all: some Schemathesis releases
-# cannot make an invalid value for some parameters, and searching again costs seconds each run.
-_UNSATISFIABLE: set[tuple[str, str, str]] = set()
+# (generation mode, an operation's parameters and body) for which Hypothesis found no case at all: some Schemathesis
+# releases cannot make an invalid value for some parameters (4.0: the `logs` query flag), and each search costs
+# about 1,000 draws; every endpoint's status operation has the same parameters, so it is searched once.
+_UNSATISFIABLE: set[tuple[str, str]] = set()
 # The rule each of Schemathesis' failures reports, by failure class, for releases whose failures do not name
 # their check (`Failure.checks` appeared in later 4.x releases).
 FAILURE_CHECKS = {
@@ -220,8 +221,9 @@ def read_stream(case: Case[Any], target: Target, timeout: float) -> schemathesis
     )
 
 
-def _operations(schema: Any, document: Mapping[str, Any]) -> Iterator[tuple[str, Any, bool]]:
-    """(operationId, APIOperation, whether it can be sent invalid data) for each operation of the document.
+def _operations(schema: Any, document: Mapping[str, Any]) -> Iterator[tuple[str, Any, bool, str]]:
+    """(operationId, APIOperation, whether it can be sent invalid data, its inputs' shape: the parameters and body
+    as JSON) for each operation of the document.
 
     Only a body or a query parameter can be invalid: a path parameter that is a free string (a request id,
     a file name) has no invalid value, and Hypothesis would search for one in vain.
@@ -231,7 +233,8 @@ def _operations(schema: Any, document: Mapping[str, Any]) -> Iterator[tuple[str,
             if isinstance(definition, dict) and "operationId" in definition:
                 parameters = [*methods.get("parameters", []), *definition.get("parameters", [])]
                 invalidable = "requestBody" in definition or any(p.get("in") == "query" for p in parameters)
-                yield definition["operationId"], schema[path][method.upper()], invalidable
+                shape = json.dumps([parameters, definition.get("requestBody")], sort_keys=True)
+                yield definition["operationId"], schema[path][method.upper()], invalidable, shape
 
 
 def _quiet_settings(max_examples: int, **extra: Any) -> settings:
@@ -260,14 +263,14 @@ def _run_strategy(
 
 
 def run_operation(
-    operation: Any, collector: Collector, profile: Profile, seed_value: int, *, invalid: bool = True
+    operation: Any, collector: Collector, profile: Profile, seed_value: int, *, invalid: bool = True, shape: str = ""
 ) -> None:
     """The examples, then valid (and, when `invalid`, invalid) generated requests, for one operation."""
     t = profile.request_timeout
     for strategy in operation.get_strategies_from_examples():
         _run_strategy(strategy, 1, seed_value, lambda case: collector.exercise(case, "examples", t))
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if invalid else (GenerationMode.POSITIVE,):
-        key = (collector.endpoint_id, str(operation.label), mode.value)
+        key = (mode.value, shape or f"{collector.endpoint_id} {operation.label}")
         if key in _UNSATISFIABLE:
             continue
         try:
@@ -311,10 +314,10 @@ def run_openapi_suite(endpoints: list[Endpoint], target: Target, profile: Profil
         document = copy.deepcopy(dict(endpoint.document))
         schema = schemathesis.openapi.from_dict(document, config=config)
         collector = Collector(target, endpoint.endpoint_id, seed_value, result)
-        for operation_id, operation, invalidable in _operations(schema, document):
+        for operation_id, operation, invalidable, shape in _operations(schema, document):
             if operation_id in GENERATING_OPERATIONS and not target.is_emulator:
                 continue
-            run_operation(operation, collector, profile, seed_value, invalid=invalidable)
+            run_operation(operation, collector, profile, seed_value, invalid=invalidable, shape=shape)
         if target.is_emulator:
             run_stateful(schema, collector, profile, seed_value)
     if not target.is_emulator:
