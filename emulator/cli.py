@@ -77,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
         "--render", choices=["on", "off"], help="render output MP4s from a readable input image (default on)"
     )
     serve.add_argument("--render-cache-mb", type=int, help="disk space for rendered MP4s, LRU (default 512)")
+    serve.add_argument(
+        "--concurrency", type=int, help="runners of the account: requests IN_PROGRESS at once (default: no limit)"
+    )
+    serve.add_argument(
+        "--retention", help="how long results are kept: fal (default: 1 h, 6 min if >= 10 KB), forever, or seconds"
+    )
     serve.add_argument("--key", action="append", dest="keys", help="accept only this key (repeatable)")
     serve.add_argument("--public-url", help="base URL put in status_url/response_url/file urls (default: as reached)")
     serve.add_argument(
@@ -156,7 +162,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         for name in (
             "host", "http_port", "https_port", "proxy_port", "state_dir", "policy", "time_scale", "seed", "public_url",
             "prompt_scenarios", "control_token", "store", "render", "render_cache_mb",
-            "replay", "replay_match", "replay_strict",
+            "replay", "replay_match", "replay_strict", "concurrency", "retention",
         )
     }  # fmt: skip
     keys, allow = getattr(args, "keys", None), getattr(args, "webhook_allow", None)

@@ -131,6 +131,18 @@ class EmulatorControl:
         payload = {"policy": policy} if endpoint_id is None else {"policy": policy, "endpoint_id": endpoint_id}
         self._call("PUT", "/_emulator/policy", json=payload)
 
+    # -- runners ---------------------------------------------------------------------------------
+
+    def concurrency(self) -> dict[str, Any]:
+        """`{"concurrency": N | None, "running": n}`: the account's runners and how many are busy."""
+        result: dict[str, Any] = self._call("GET", "/_emulator/concurrency")
+        return result
+
+    def set_concurrency(self, limit: int | None) -> None:
+        """At most `limit` requests IN_PROGRESS at once (None: no limit); the rest wait IN_QUEUE, as on fal
+        (new accounts get 2). `reset()` puts back the server's `--concurrency`."""
+        self._call("PUT", "/_emulator/concurrency", json={"concurrency": limit})
+
     # -- scripted outcomes (a FIFO per endpoint) -----------------------------------------------
 
     def script(

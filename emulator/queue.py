@@ -1,22 +1,19 @@
-"""The request lifecycle: fal's queue states, transitions as data, and progression policies.
+"""The queue: requests move through fal's lifecycle (`fal_emulator.lifecycle`) on the account's runners.
 
-This module is the emulator's core and imports no HTTP code. A request moves
+When a request may take its next step is its `Policy`: `immediate`, after N status polls (`polls:N`),
+after T seconds of the injected clock (`timed:Q,R`), or `manual` (only `Queue.step`). A queued request
+whose policy lets it start is *ready*; it starts when a runner is free. The runners are the account's
+concurrency limit (`concurrency`, None: unlimited), shared by every endpoint as fal's limit is
+(https://fal.ai/docs/documentation/model-apis/concurrency-limits.md). Ready requests take a freed runner
+in queue order: every `normal` request before any `low` one (`X-Fal-Queue-Priority`,
+https://fal.ai/docs/documentation/model-apis/common-parameters.md), then by submit order. A request's
+`queue_position` counts the requests of its app ahead of it in that order. A completed request is
+forgotten after the `Retention` window (https://fal.ai/docs/inference-api/queue/result).
 
-    IN_QUEUE --start--> IN_PROGRESS --finish--> COMPLETED
-    IN_QUEUE --cancel-> COMPLETED          (never runs; completes as `client_cancelled`)
-    IN_PROGRESS --cancel-> COMPLETED       (the emulated runner honours the cancel)
-    IN_QUEUE --expire--> COMPLETED         (its start deadline passed: 504 `request_timeout`, type `user`)
-
-and a failed request is COMPLETED with an error outcome: fal has no FAILED status
-(https://fal.ai/docs/documentation/model-apis/inference/queue.md).
-
-When a request takes its next step is a `Policy`: `immediate`, after N status polls (`polls:N`),
-after T seconds of the injected clock (`timed:Q,R`), or `manual` (only `Queue.step`). Progression is
-lazy: the state is brought up to date whenever a request is read, so no background task is needed.
-
-A runner may need time of its own to produce the output (the emulator renders MP4s): `Queue.finish_gate`,
-when set, is consulted whenever a request IN_PROGRESS is brought up to date and before it takes its
-`finish` step; it holds the request IN_PROGRESS until the output exists, whatever the policy.
+Progression is lazy: every queue operation first plays out, in time order, every timed event due by the
+injected clock (a request becomes ready, a run finishes, a start deadline passes, a result expires),
+starting queued requests on the runners those events free. No background task moves a request, so a
+frozen clock freezes everything and `advance()` plays the queue out exactly.
 """
 
 from __future__ import annotations
@@ -24,209 +21,78 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
-from fal_emulator.clock import Clock, isoformat
+from fal_emulator.clock import Clock
 from fal_emulator.errors import FalError, RequestNotFound, ResultNotReady, client_cancelled, start_timeout
 from fal_emulator.ids import IdSource
+from fal_emulator.lifecycle import (
+    JSON,
+    LARGE_RESULT_BYTES,
+    PRESETS,
+    PRIORITY_RANK,
+    RANK,
+    TRANSITIONS,
+    Event,
+    InvalidTransition,
+    Outcome,
+    Policy,
+    PolicyKind,
+    Priority,
+    Request,
+    Retention,
+    Status,
+    StatusView,
+    log_line,
+    next_status,
+    order_key,
+    result_bytes,
+    reveal_logs,
+    run_seconds,
+)
 
-JSON = dict[str, Any]
-
-
-class Status(str, Enum):
-    IN_QUEUE = "IN_QUEUE"
-    IN_PROGRESS = "IN_PROGRESS"
-    COMPLETED = "COMPLETED"
-
-
-Event = Literal["start", "finish", "cancel", "expire"]
-
-TRANSITIONS: Mapping[tuple[Status, Event], Status] = {
-    (Status.IN_QUEUE, "start"): Status.IN_PROGRESS,
-    (Status.IN_PROGRESS, "finish"): Status.COMPLETED,
-    (Status.IN_QUEUE, "cancel"): Status.COMPLETED,
-    (Status.IN_PROGRESS, "cancel"): Status.COMPLETED,
-    (Status.IN_QUEUE, "expire"): Status.COMPLETED,
-}
-# The event a policy fires to move a request on from each state.
-PROGRESS_EVENT: Mapping[Status, Event] = {Status.IN_QUEUE: "start", Status.IN_PROGRESS: "finish"}
-# Order of states, for "status never goes backwards".
-RANK = {Status.IN_QUEUE: 0, Status.IN_PROGRESS: 1, Status.COMPLETED: 2}
-
-
-class InvalidTransition(ValueError):
-    """An event that the current state does not allow (e.g. `start` on a COMPLETED request)."""
-
-
-def next_status(status: Status, event: Event) -> Status:
-    """The state `event` leads to from `status`. Raises InvalidTransition when there is none."""
-    try:
-        return TRANSITIONS[(status, event)]
-    except KeyError:
-        raise InvalidTransition(f"no transition {event!r} from {status.value}") from None
+__all__ = [  # the lifecycle's names stay importable from here
+    "JSON", "LARGE_RESULT_BYTES", "PRESETS", "PRIORITY_RANK", "RANK", "TRANSITIONS", "Event", "InvalidTransition",
+    "Outcome", "Policy", "PolicyKind", "Priority", "Queue", "Request", "Retention", "Status", "StatusView", "Store",
+    "Wakeup", "WakeupKind", "next_status", "order_key",
+]  # fmt: skip
 
 
-PolicyKind = Literal["immediate", "polls", "timed", "manual"]
+WakeupKind = Literal["finish", "ready", "deadline", "expire"]
+# Events due at the same time play out in this order: a finishing run frees its runner before a request
+# becomes ready, and a request that can start at its deadline starts.
+WAKEUP_ORDER: Mapping[WakeupKind, int] = {"finish": 0, "ready": 1, "deadline": 2, "expire": 3}
+WAKEUP_KINDS: Sequence[WakeupKind] = sorted(WAKEUP_ORDER, key=WAKEUP_ORDER.__getitem__)
 
 
-@dataclass(frozen=True)
-class Policy:
-    """When a request takes its next step.
+class Wakeup(NamedTuple):
+    """A timed event: at `at` (POSIX seconds) look at `request` again (None: gone, or its row is unreadable)."""
 
-    - `immediate`: completes as soon as it is submitted (the submit answer still says IN_QUEUE).
-    - `polls`: stays in each state for `polls` status polls, then moves on.
-    - `timed`: `queue_seconds` in IN_QUEUE, then `run_seconds + seconds_per_unit * units` in IN_PROGRESS,
-      measured on the injected clock (seconds).
-    - `manual`: moves only when `Queue.step` is called (the control plane).
-    """
-
-    kind: PolicyKind
-    polls: int = 1
-    queue_seconds: float = 0.0
-    run_seconds: float = 0.0
-    seconds_per_unit: float = 0.0
-
-    def seconds_in(self, status: Status, units: float) -> float:
-        if status is Status.IN_QUEUE:
-            return self.queue_seconds
-        return self.run_seconds + self.seconds_per_unit * units
-
-    def describe(self) -> str:
-        """The policy as `parse` reads it: a preset's name, or `polls:N` / `timed:Q,R`."""
-        for name, preset in PRESETS.items():
-            if preset == self and name != "immediate":
-                return name
-        if self.kind == "polls":
-            return f"polls:{self.polls}"
-        if self.kind == "timed" and not self.seconds_per_unit:
-            return f"timed:{self.queue_seconds:g},{self.run_seconds:g}"
-        return self.kind
-
-    @classmethod
-    def parse(cls, text: str) -> Policy:
-        """`default`, `instant`, `realistic`, `immediate`, `manual`, `polls:N` or `timed:Q,R` (seconds).
-
-        Raises ValueError naming the accepted forms.
-        """
-        name, _, arg = text.strip().partition(":")
-        if not arg and name in PRESETS:
-            return PRESETS[name]
-        try:
-            if name == "polls":
-                count = int(arg)
-                if count >= 1:
-                    return cls("polls", polls=count)
-            elif name == "timed":
-                queue_s, run_s = (float(part) for part in arg.split(","))
-                if queue_s >= 0 and run_s >= 0:
-                    return cls("timed", queue_seconds=queue_s, run_seconds=run_s)
-        except ValueError:
-            pass
-        raise ValueError(
-            f"unknown progression policy {text!r}: use one of {', '.join(PRESETS)}, 'polls:N' (N >= 1) "
-            "or 'timed:QUEUE_SECONDS,RUN_SECONDS'"
-        )
-
-
-PRESETS: Mapping[str, Policy] = {
-    # One fal_client.subscribe sees IN_QUEUE, IN_PROGRESS with logs, and COMPLETED in about 2 s.
-    "default": Policy("timed", queue_seconds=0.5, run_seconds=1.5),
-    "instant": Policy("immediate"),
-    "immediate": Policy("immediate"),
-    "manual": Policy("manual"),
-    # Veo-like: a few seconds queued, then 20 s + 10 s per second of video (an 8 s clip takes 100 s).
-    "realistic": Policy("timed", queue_seconds=5.0, run_seconds=20.0, seconds_per_unit=10.0),
-}
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a request completes with: the model output (200) or an error answer."""
-
-    status_code: int
-    body: JSON
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def success(cls, output: JSON) -> Outcome:
-        return cls(200, output)
-
-    @classmethod
-    def failure(cls, error: FalError) -> Outcome:
-        return cls(error.status_code, error.body, error.headers)
-
-    @property
-    def ok(self) -> bool:
-        return self.status_code == 200
-
-    @property
-    def error(self) -> str | None:
-        """The human-readable `error` a COMPLETED status shows (None on success)."""
-        return None if self.ok else FalError(self.body, status_code=self.status_code, headers=self.headers).message
-
-    @property
-    def error_type(self) -> str | None:
-        if self.ok:
-            return None
-        error_type = self.headers.get("X-Fal-Error-Type") or self.body.get("error_type")
-        return str(error_type) if error_type else None
-
-
-@dataclass
-class Request:
-    """One submitted request and everything the queue knows about it."""
-
-    request_id: str
-    endpoint_id: str
-    app_id: str
-    input: JSON
-    outcome: Outcome
-    policy: Policy
-    submitted_at: float
-    sequence: int
-    units: float = 1.0
-    # (fraction of the run, message) or (fraction, message, level, source): the runner's log lines
-    script: Sequence[tuple[Any, ...]] = ()
-    status: Status = Status.IN_QUEUE
-    entered_at: float = 0.0
-    polls: int = 0
-    started_at: float | None = None
-    completed_at: float | None = None
-    logs: list[JSON] = field(default_factory=list)
-    start_deadline: float | None = None  # POSIX seconds; from `X-Fal-Request-Timeout`
-    webhook_url: str | None = None  # from `?fal_webhook=`
-    scenario: str | None = None  # the scenario it was submitted with, as tokens (`content_policy_violation`)
-    closing_line: bool = True  # end the logs with the emulator's own line (`Request completed.`, …)
-    metrics: JSON | None = None  # the COMPLETED status's `metrics` as given (a replayed request), else computed
-
-
-@dataclass(frozen=True)
-class StatusView:
-    """A status answer: the request's state as a client sees it now."""
-
-    request_id: str
-    endpoint_id: str
-    app_id: str
-    status: Status
-    queue_position: int | None
-    logs: list[JSON]
-    metrics: JSON
-    error: str | None
-    error_type: str | None
+    at: float
+    kind: WakeupKind
+    request: Request | None
 
 
 class Store(Protocol):
-    """Where requests live. The in-memory store is the default (`fal_emulator.store.MemoryStore`)."""
+    """Where requests live: by id, in queue order per app, the ready ones in account order, the running
+    count, and timed wake-ups. Every operation is O(log n) in the number of stored requests.
+
+    Implementations: `fal_emulator.store.MemoryStore` (the default), `sqlite_store.SqliteStore`,
+    `redis_store.RedisStore`. The queue calls `schedule` before the `save` that makes the event meaningful,
+    so a store that writes each `save` atomically with the wake-ups scheduled before it stays consistent
+    when its process dies between two writes.
+    """
 
     def add(self, request: Request) -> None: ...
     def get(self, request_id: str) -> Request | None: ...
     def all(self) -> list[Request]: ...
     def save(self, request: Request) -> None: ...
+    def delete(self, request: Request) -> None: ...
     def next_sequence(self) -> int: ...
-    def schedule(self, request: Request, at: float) -> None: ...
-    def due(self, now: float) -> list[Request]: ...
+    def schedule(self, request: Request, at: float, kind: WakeupKind) -> None: ...
+    def next_due(self, now: float) -> Wakeup | None: ...
+    def first_ready(self) -> Request | None: ...
+    def running_count(self) -> int: ...
     def queue_position(self, request: Request) -> int: ...
     def queued_count(self, app_id: str) -> int: ...
     def transaction(self) -> AbstractContextManager[None]: ...
@@ -237,43 +103,53 @@ Method = TypeVar("Method", bound=Callable[..., Any])
 
 
 def transactional(method: Method) -> Method:
-    """Run a Queue method inside one store transaction (several processes may share a store)."""
+    """Run a Queue method inside one store transaction (several processes may share a store).
+
+    An answer that is an error (an unknown request, a result not ready, an invalid step) still commits:
+    the events the operation played out before it are kept.
+    """
 
     @functools.wraps(method)
     def wrapper(self: Queue, *args: Any, **kwargs: Any) -> Any:
+        answer: Exception | None = None
         with self.store.transaction():
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            except (FalError, ValueError) as exc:
+                answer = exc
+        assert answer is not None
+        raise answer
 
     return wrapper  # type: ignore[return-value]
 
 
-class FinishGate(Protocol):
-    """The runner's say in when a running request may finish (`Queue.finish_gate`).
-
-    Called with a request IN_PROGRESS and the clock's time (POSIX seconds) whenever the request is brought
-    up to date (so the runner can start its work as the request starts), and before its `finish` step.
-    Returns None while the output does not exist yet (the request stays IN_PROGRESS), else
-    `(outcome, ready_at)`: the outcome to complete with (e.g. the planned one with the output file's exact
-    `file_size`) and the clock time from which it may finish (0.0: any time). Must not raise.
-    Only a successful planned outcome is gated: cancel, expiry and an explicit outcome (`fail_now`) are not.
-    """
-
-    def __call__(self, request: Request, now: float) -> tuple[Outcome, float] | None: ...
-
-
-def _log(message: str, at: float, level: str = "INFO", source: str = "USER") -> JSON:
-    return {"message": message, "level": level, "source": source, "timestamp": isoformat(at)}
-
-
 class Queue:
-    """Submit, observe, cancel and step requests. All times come from `clock`."""
+    """Submit, observe, cancel and step requests, and run them on `concurrency` runners (None: as many as
+    are ready). All times come from `clock`."""
 
-    def __init__(self, store: Store, clock: Clock, ids: IdSource, policy: Policy) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, ids: IdSource, policy: Policy, *,
+        concurrency: int | None = None, retention: Retention | None = None,
+    ) -> None:  # fmt: skip
         self.store = store
         self.clock = clock
         self.ids = ids
         self.policy = policy
-        self.finish_gate: FinishGate | None = None  # see FinishGate; None: a request finishes when its policy says
+        self.retention = retention or Retention()
+        self._concurrency = concurrency
+        self._check_runners = True  # look for ready requests and free runners at the next operation
+
+    @property
+    def concurrency(self) -> int | None:
+        """Runners of the account: how many requests may be IN_PROGRESS at once (None: no limit)."""
+        return self._concurrency
+
+    @concurrency.setter
+    def concurrency(self, limit: int | None) -> None:
+        if limit is not None and limit < 1:
+            raise ValueError(f"concurrency must be at least 1 (or None for no limit), got {limit}")
+        self._concurrency = limit
+        self._check_runners = True
 
     @transactional
     def submit(
@@ -288,6 +164,7 @@ class Queue:
         script: Sequence[tuple[Any, ...]] = (),
         start_timeout: float | None = None,
         webhook_url: str | None = None,
+        priority: Priority = "normal",
         scenario: str | None = None,
         closing_line: bool = True,
         metrics: JSON | None = None,
@@ -300,9 +177,13 @@ class Queue:
         `units` scales the run time of timed policies (the emulator passes seconds of video).
         `start_timeout` (seconds): if the request has not started by then it completes as a 504
         `request_timeout` with `X-Fal-Request-Timeout-Type: user` (fal's `X-Fal-Request-Timeout` header).
+        `priority` is `normal` or `low` (`X-Fal-Queue-Priority`); raises ValueError for anything else.
         `scenario` is kept with the request for the control plane (the tokens it was submitted with).
         """
+        if priority not in PRIORITY_RANK:
+            raise ValueError(f"priority must be 'normal' or 'low', got {priority!r}")
         now = self.clock.now()
+        self._wake(now)
         sequence = self.store.next_sequence()
         request = Request(
             request_id=self.ids.for_sequence(sequence),
@@ -318,15 +199,18 @@ class Queue:
             script=tuple(script),
             start_deadline=None if start_timeout is None else now + start_timeout,
             webhook_url=webhook_url,
+            priority=priority,
             scenario=scenario,
             closing_line=closing_line,
             metrics=metrics,
         )
+        if request.start_deadline is not None:
+            self.store.schedule(request, request.start_deadline, "deadline")
+        self._arm(request, now)
         self.store.add(request)
-        self._schedule(request)
         view = self._view(request, now)
-        if request.policy.kind == "immediate":
-            self._progress(request, now)
+        if request.ready:
+            self._dispatch(now)
         return view
 
     @transactional
@@ -335,21 +219,21 @@ class Queue:
 
         Raises RequestNotFound for an unknown id (or, given `app_id`, one submitted to another app).
         """
-        request = self._load(request_id, app_id)
         now = self.clock.now()
-        self._progress(request, now)
+        self._wake(now)
+        request = self._load(request_id, app_id)
+        self._reveal(request, now)
         view = self._view(request, now)
         if poll and request.status is not Status.COMPLETED:
             request.polls += 1
-            self.store.save(request)
-            self._progress(request, now)
+            self._polled(request, now)
         return view
 
     @transactional
     def result(self, request_id: str, *, app_id: str | None = None) -> Outcome:
         """The stored outcome. Raises RequestNotFound, or ResultNotReady before COMPLETED."""
+        self._wake(self.clock.now())
         request = self._load(request_id, app_id)
-        self._progress(request, self.clock.now())
         if request.status is not Status.COMPLETED:
             raise ResultNotReady(request_id)
         return request.outcome
@@ -358,49 +242,197 @@ class Queue:
     def cancel(
         self, request_id: str, *, app_id: str | None = None
     ) -> Literal["CANCELLATION_REQUESTED", "ALREADY_COMPLETED"]:
-        """Cancel a request. A queued one never runs; a running one stops. Both complete as cancelled.
-
-        Raises RequestNotFound for an unknown id.
+        """Cancel a request. A queued one never runs; a running one stops and frees its runner. Both
+        complete as cancelled. Raises RequestNotFound for an unknown id.
         """
-        request = self._load(request_id, app_id)
         now = self.clock.now()
-        self._progress(request, now)
+        self._wake(now)
+        request = self._load(request_id, app_id)
         if request.status is Status.COMPLETED:
             return "ALREADY_COMPLETED"
+        self._reveal(request, now)
         request.outcome = Outcome.failure(client_cancelled())
         request.metrics = None  # a replayed request's metrics were those of its recorded run
+        running = request.status is Status.IN_PROGRESS
         self._enter(request, "cancel", now)
+        if running:
+            self._dispatch(now)
         return "CANCELLATION_REQUESTED"
 
     @transactional
     def complete_now(self, request_id: str, outcome: Outcome | None = None) -> StatusView:
-        """Complete a request now, with `outcome` (or its planned one). Raises RequestNotFound, InvalidTransition."""
-        request = self._load(request_id)
+        """Complete a request now, with `outcome` (or its planned one), whatever the runners. Raises
+        RequestNotFound, InvalidTransition."""
         now = self.clock.now()
-        self._progress(request, now)
+        self._wake(now)
+        request = self._load(request_id)
         if request.status is Status.COMPLETED:
             raise InvalidTransition(f"request {request_id} is already COMPLETED")
         if outcome is not None:
             request.outcome = outcome
         if request.status is Status.IN_QUEUE:  # through IN_PROGRESS, so it has run (for 0 s)
-            self._enter(request, "start", now)
-        if outcome is not None or self._output_ready(request, now):
-            self._enter(request, "finish", now)
+            self._start(request, now)
+        self._finish(request, now)
+        self._dispatch(now)
         return self._view(request, now)
 
     @transactional
     def step(self, request_id: str) -> StatusView:
-        """Move a request one state on now, whatever its policy. Raises RequestNotFound, InvalidTransition."""
-        request = self._load(request_id)
+        """Move a request one state on now, whatever its policy and the runners (a queued request starts
+        even when every runner is busy). Raises RequestNotFound, InvalidTransition."""
         now = self.clock.now()
-        self._progress(request, now)
+        self._wake(now)
+        request = self._load(request_id)
         if request.status is Status.COMPLETED:
             raise InvalidTransition(f"request {request_id} is already COMPLETED")
-        if request.status is Status.IN_QUEUE or self._output_ready(request, now):
-            self._enter(request, PROGRESS_EVENT[request.status], now)
+        if request.status is Status.IN_QUEUE:
+            if request.policy.kind == "immediate":  # it completes at the next look, as if it had run
+                self.store.schedule(request, now, "finish")
+            self._start(request, now)
+        else:
+            self._finish(request, now)
+            self._dispatch(now)
         return self._view(request, now)
 
-    # -- internals -----------------------------------------------------------------------------
+    @transactional
+    def set_policy(self, request_id: str, policy: Policy) -> StatusView:
+        """Give one request a new policy from now on. Raises RequestNotFound."""
+        now = self.clock.now()
+        self._wake(now)
+        request = self._load(request_id)
+        request.policy = policy
+        if request.status is not Status.COMPLETED:
+            self._arm(request, now)
+            self.store.save(request)
+            self._dispatch(now)
+        return self._view(request, now)
+
+    def reschedule(self, request: Request) -> None:
+        """Call after changing `request.policy`: its times to move on follow the new policy."""
+        self.set_policy(request.request_id, request.policy)
+
+    @transactional
+    def queued_count(self, app_id: str) -> int:
+        """Requests of `app_id` waiting in the queue now."""
+        self._wake(self.clock.now())
+        return self.store.queued_count(app_id)
+
+    @transactional
+    def at_capacity(self) -> bool:
+        """Is every runner busy now? (Never, without a concurrency limit.)"""
+        self._wake(self.clock.now())
+        return self._concurrency is not None and self.store.running_count() >= self._concurrency
+
+    @transactional
+    def running_count(self) -> int:
+        """Requests IN_PROGRESS now (each holds a runner)."""
+        self._wake(self.clock.now())
+        return self.store.running_count()
+
+    @transactional
+    def wake(self, now: float) -> None:
+        """Play out every timed event due by `now` (normally each operation does this first)."""
+        self._wake(now)
+
+    # -- the runners -------------------------------------------------------------------------------
+
+    def _wake(self, now: float) -> None:
+        """Play out the events due by `now` in time order; each one that frees a runner or readies a
+        request starts the next ready requests at its own time."""
+        if self._check_runners:
+            self._check_runners = False
+            self._dispatch(now)
+        while (wakeup := self.store.next_due(now)) is not None:
+            if wakeup.request is not None and self._fire(wakeup.kind, wakeup.request, wakeup.at):
+                self._dispatch(wakeup.at)
+
+    def _fire(self, kind: WakeupKind, request: Request, at: float) -> bool:
+        """Apply one due event, if it still applies; True when it may let a ready request start."""
+        if kind == "finish" and request.status is Status.IN_PROGRESS:
+            finish_at = self._finish_at(request)
+            if finish_at is not None and finish_at > at:  # woken early (a changed policy): wait on
+                self.store.schedule(request, finish_at, "finish")
+            elif finish_at is not None:
+                self._finish(request, at)
+                return True
+        elif kind == "ready" and request.status is Status.IN_QUEUE and not request.ready:
+            ready_at = self._ready_at(request)
+            if ready_at is not None and ready_at > at:
+                self.store.schedule(request, ready_at, "ready")
+            elif ready_at is not None:
+                request.ready = True
+                self.store.save(request)
+                return True
+        elif kind == "deadline":
+            deadline = request.start_deadline
+            if request.status is Status.IN_QUEUE and deadline is not None and deadline <= at:
+                request.outcome = Outcome.failure(start_timeout())
+                self._enter(request, "expire", at)
+        elif request.status is Status.COMPLETED and request.expires_at is not None and request.expires_at <= at:
+            self.store.delete(request)
+        return False
+
+    def _dispatch(self, at: float) -> None:
+        """Start ready requests, in queue order, while a runner is free."""
+        limit = self._concurrency
+        while limit is None or self.store.running_count() < limit:
+            request = self.store.first_ready()
+            if request is None:
+                return
+            self._start(request, at)
+            if request.policy.kind == "immediate":
+                self._finish(request, at)
+
+    def _arm(self, request: Request, now: float) -> None:
+        """Set `ready` and schedule the policy's next timed step (call before saving the request)."""
+        if request.status is Status.IN_QUEUE:
+            ready_at = self._ready_at(request)
+            request.ready = ready_at is not None and ready_at <= now
+            if ready_at is not None and not request.ready:
+                self.store.schedule(request, ready_at, "ready")
+        elif request.status is Status.IN_PROGRESS:
+            finish_at = self._finish_at(request)
+            if finish_at is not None:
+                self.store.schedule(request, max(finish_at, now), "finish")
+
+    def _ready_at(self, request: Request) -> float | None:
+        """When a queued request may start by its policy (None: not by time, and not yet by polls)."""
+        policy = request.policy
+        if policy.kind == "immediate" or (policy.kind == "polls" and request.polls >= policy.polls):
+            return request.entered_at
+        if policy.kind == "timed":
+            return request.entered_at + policy.queue_seconds
+        return None
+
+    def _finish_at(self, request: Request) -> float | None:
+        """When a running request finishes by time (None: by polls or by hand)."""
+        if request.started_at is None or request.policy.kind not in ("timed", "immediate"):
+            return None
+        return request.started_at + run_seconds(request)
+
+    def _polled(self, request: Request, now: float) -> None:
+        """A status poll was counted: a `polls:N` request moves on after N of them."""
+        policy = request.policy
+        due = policy.kind == "polls" and request.polls >= policy.polls
+        if request.status is Status.IN_QUEUE and due and not request.ready:
+            request.ready = True
+            self.store.save(request)
+            self._dispatch(now)
+        elif request.status is Status.IN_PROGRESS and due:
+            self._finish(request, now)
+            self._dispatch(now)
+        else:
+            self._reveal(request, now, save=False)
+            self.store.save(request)
+
+    def _start(self, request: Request, at: float) -> None:
+        request.ready = False
+        self._enter(request, "start", at)
+
+    def _finish(self, request: Request, at: float) -> None:
+        self._enter(request, "finish", at)
+
+    # -- transitions ---------------------------------------------------------------------------
 
     def _load(self, request_id: str, app_id: str | None = None) -> Request:
         """The request, read once. Raises RequestNotFound for an unknown id, or one of another app."""
@@ -409,134 +441,40 @@ class Queue:
             raise RequestNotFound(request_id)
         return request
 
-    def _due_at(self, request: Request) -> float | None:
-        """When the request takes its next step by its policy: a time, or None if not due by time."""
-        policy = request.policy
-        if policy.kind == "immediate":
-            return request.entered_at
-        if policy.kind == "timed":
-            return request.entered_at + policy.seconds_in(request.status, request.units)
-        if policy.kind == "polls" and request.polls >= policy.polls:
-            return request.entered_at
-        return None
-
-    def _progress(self, request: Request, now: float) -> None:
-        changed = False
-        while request.status is not Status.COMPLETED:
-            due = self._due_at(request)
-            deadline = request.start_deadline if request.status is Status.IN_QUEUE else None
-            if deadline is not None and deadline <= now and (due is None or due > deadline):
-                request.outcome = Outcome.failure(start_timeout())
-                self._enter(request, "expire", deadline, save=False)
-                changed = True
-                break
-            at = max(due, request.entered_at) if due is not None else None
-            if request.status is Status.IN_PROGRESS and self.finish_gate is not None and request.outcome.ok:
-                ready = self.finish_gate(request, now)
-                if ready is None:
-                    break  # the runner's output does not exist yet
-                if at is not None and at <= now:
-                    request.outcome = ready[0]
-                    at = min(max(at, ready[1]), now)
-            if at is None or at > now:
-                break
-            self._enter(request, PROGRESS_EVENT[request.status], at, save=False)
-            changed = True
-        if request.status is Status.IN_PROGRESS:
-            changed |= self._reveal_logs(request, now)
-        if changed:
+    def _reveal(self, request: Request, now: float, *, save: bool = True) -> None:
+        if request.status is Status.IN_PROGRESS and reveal_logs(request, now) and save:
             self.store.save(request)
 
-    def _output_ready(self, request: Request, now: float) -> bool:
-        """For a forced finish (`step`, `complete_now`): True when the finish gate lets the request finish now
-        (filling in its outcome). Otherwise the request is marked to finish as soon as its output exists."""
-        if self.finish_gate is None or not request.outcome.ok:
-            return True
-        ready = self.finish_gate(request, now)
-        if ready is None:
-            request.policy = PRESETS["immediate"]
-            self.store.save(request)
-            return False
-        request.outcome = ready[0]
-        return True
-
-    def _run_seconds(self, request: Request) -> float:
-        return request.policy.seconds_in(Status.IN_PROGRESS, request.units)
-
-    def _reveal_logs(self, request: Request, now: float, *, everything: bool = False) -> bool:
-        """Append the script lines whose share of the run has elapsed; True if any were added."""
-        started = request.started_at if request.started_at is not None else now
-        policy = request.policy
-        if everything:
-            progress = 1.0
-        elif policy.kind == "timed":
-            run = self._run_seconds(request)
-            progress = (now - started) / run if run > 0 else 1.0
-        elif policy.kind == "polls":
-            progress = request.polls / policy.polls
-        else:
-            progress = 0.0
-        added = False
-        while len(request.logs) < len(request.script):
-            fraction, message, *labels = request.script[len(request.logs)]
-            if fraction > progress:
-                break
-            at = started + fraction * self._run_seconds(request) if policy.kind == "timed" else now
-            request.logs.append(_log(message, min(at, now), *labels))
-            added = True
-        return added
-
-    def _enter(self, request: Request, event: Event, at: float, *, save: bool = True) -> None:
+    def _enter(self, request: Request, event: Event, at: float) -> None:
+        """Apply `event` at time `at`, schedule what follows from the new state, then save."""
         previous = request.status
         request.status = next_status(previous, event)
         request.entered_at = at
         request.polls = 0
         if request.status is Status.IN_PROGRESS:
             request.started_at = at
-            self._reveal_logs(request, at)
-            if self.finish_gate is not None and request.outcome.ok:
-                self.finish_gate(request, at)  # the runner starts its work as the request starts
+            reveal_logs(request, at)
+            finish_at = self._finish_at(request)
+            if finish_at is not None and request.policy.kind == "timed":
+                self.store.schedule(request, finish_at, "finish")
         elif request.status is Status.COMPLETED:
+            request.ready = False
             request.completed_at = at
             if previous is Status.IN_PROGRESS and not request.closing_line:
-                self._reveal_logs(request, at, everything=event == "finish")
+                reveal_logs(request, at, everything=event == "finish")
             elif previous is Status.IN_PROGRESS:
                 if event == "finish" and request.outcome.ok:
-                    self._reveal_logs(request, at, everything=True)
-                    request.logs.append(_log("Request completed.", at))
+                    reveal_logs(request, at, everything=True)
+                    request.logs.append(log_line("Request completed.", at))
                 elif event == "finish":
-                    request.logs.append(_log(f"Request failed: {request.outcome.error}", at, level="ERROR"))
+                    request.logs.append(log_line(f"Request failed: {request.outcome.error}", at, level="ERROR"))
                 else:
-                    request.logs.append(_log("Request cancelled.", at))
-        if save:
-            self.store.save(request)
-
-    def reschedule(self, request: Request) -> None:
-        """Call after changing a request's policy: its time to leave the queue may have changed."""
-        self._schedule(request)
-
-    def _schedule(self, request: Request) -> None:
-        """Register when a queued request may leave the queue by time (its start, or its deadline)."""
-        if request.status is not Status.IN_QUEUE:
-            return
-        for at in (self._due_at(request) if request.policy.kind == "timed" else None, request.start_deadline):
-            if at is not None:
-                self.store.schedule(request, at)
-
-    def wake(self, now: float) -> None:
-        """Bring up to date every request whose time to leave the queue has come."""
-        for request in self.store.due(now):
-            self._progress(request, now)
-
-    @transactional
-    def queued_count(self, app_id: str) -> int:
-        """Requests of `app_id` waiting in the queue now."""
-        self.wake(self.clock.now())
-        return self.store.queued_count(app_id)
-
-    def _queue_position(self, request: Request, now: float) -> int:
-        self.wake(now)
-        return self.store.queue_position(request)
+                    request.logs.append(log_line("Request cancelled.", at))
+            keep = self.retention.after(result_bytes(request.outcome))
+            if keep is not None:
+                request.expires_at = at + keep
+                self.store.schedule(request, request.expires_at, "expire")
+        self.store.save(request)
 
     def _view(self, request: Request, now: float) -> StatusView:
         queued = request.status is Status.IN_QUEUE
@@ -550,7 +488,7 @@ class Queue:
             endpoint_id=request.endpoint_id,
             app_id=request.app_id,
             status=request.status,
-            queue_position=self._queue_position(request, now) if queued else None,
+            queue_position=self.store.queue_position(request) if queued else None,
             logs=list(request.logs),
             metrics=metrics,
             error=request.outcome.error if request.status is Status.COMPLETED else None,

@@ -22,7 +22,7 @@ from fal_emulator.ids import IdSource
 from fal_emulator.inputs import check_input_images
 from fal_emulator.journal import Journal
 from fal_emulator.media import MediaLibrary
-from fal_emulator.queue import Outcome, Policy, Queue, StatusView, Store
+from fal_emulator.queue import Outcome, Policy, Priority, Queue, StatusView, Store
 from fal_emulator.render.renderer import Renderer
 from fal_emulator.replay import Playback, Replay
 from fal_emulator.scenarios import (
@@ -82,7 +82,8 @@ class SubmitOptions:
 
     `start_timeout` (seconds) is `X-Fal-Request-Timeout`; `max_queue_length` is `fal_max_queue_length`;
     `webhook_url` is `fal_webhook`; `scenario` is the `X-Fal-Emulator-Scenario` header; `no_retry` is
-    `X-Fal-No-Retry` (fal's queue then tries the request on one runner only).
+    `X-Fal-No-Retry` (fal's queue then tries the request on one runner only); `priority` is
+    `X-Fal-Queue-Priority`.
     """
 
     scenario: str | None = None
@@ -90,6 +91,7 @@ class SubmitOptions:
     max_queue_length: int | None = None
     webhook_url: str | None = None
     no_retry: bool = False
+    priority: Priority = "normal"
 
 
 def make_store(settings: Settings) -> Store:
@@ -125,7 +127,10 @@ class Emulator:
         self.answer_ids = IdSource(None if settings.seed is None else settings.seed + 1)
         self.random = random.Random(settings.seed)  # latency draws and other seeded faults
         self.store: Store = store or make_store(settings)
-        self.queue = Queue(self.store, self.clock, self.ids, settings.progression)
+        self.queue = Queue(
+            self.store, self.clock, self.ids, settings.progression,
+            concurrency=settings.concurrency, retention=settings.result_retention,
+        )  # fmt: skip
         self.media = MediaLibrary(settings.fixtures_dir)
         self.journal = Journal(self.clock)
         self.uploads = Uploads(settings.state_dir / "uploads", self.answer_ids)
@@ -146,7 +151,7 @@ class Emulator:
 
     def reset(self, seed: int | None = None) -> None:
         """Forget every request, scripted outcome, policy override and journal entry; put back the default
-        policy and the clock's scale (unfrozen); reseed if asked."""
+        policy, the concurrency limit and the clock's scale (unfrozen); reseed if asked."""
         self.store.reset()
         self.journal.clear()
         self.uploads.reset()
@@ -155,6 +160,7 @@ class Emulator:
         self.route_outcomes.clear()
         self.policies.clear()
         self.queue.policy = self.settings.progression
+        self.queue.concurrency = self.settings.concurrency
         self.clock.unfreeze()
         self.clock.set_scale(self.settings.time_scale)
         self.reseed(self.settings.seed if seed is None else seed)
@@ -333,6 +339,7 @@ class Emulator:
             start_timeout=options.start_timeout,
             webhook_url=options.webhook_url,
             scenario=scenario.describe() or None,
+            priority=options.priority,
         )
         return Submission(view, delay, scenario, self.answer_ids.new() if attempts > 1 else None)
 

@@ -22,6 +22,8 @@
 | replay           | FAL_EMULATOR_REPLAY            | none: a cassette (HAR) to play back |
 | replay_match     | FAL_EMULATOR_REPLAY_MATCH      | input: endpoint + input digest; `endpoint`: then endpoint alone |
 | replay_strict    | FAL_EMULATOR_REPLAY_STRICT     | false: an unmatched submit runs normally; true: 404 |
+| concurrency      | FAL_EMULATOR_CONCURRENCY       | none: unlimited runners (fal gives new accounts 2) |
+| retention        | FAL_EMULATOR_RETENTION         | fal: 1 h after completion, 6 min for results >= 10 KB |
 | openapi_dir      | FAL_EMULATOR_OPENAPI_DIR       | the project's openapi/           |
 | fixtures_dir     | FAL_EMULATOR_FIXTURES_DIR      | the project's fixtures/          |
 
@@ -41,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from fal_emulator.paths import FIXTURES_DIR, OPENAPI_DIR
-from fal_emulator.queue import Policy
+from fal_emulator.queue import Policy, Retention
 
 PREFIX = "FAL_EMULATOR_"
 STORES = ("memory", "sqlite")
@@ -76,11 +78,16 @@ class Settings:
     replay: Path | None = None
     replay_match: str = "input"
     replay_strict: bool = False
+    concurrency: int | None = None
+    retention: str = "fal"
     openapi_dir: Path = OPENAPI_DIR
     fixtures_dir: Path = FIXTURES_DIR
 
     def __post_init__(self) -> None:
         Policy.parse(self.policy)  # raises ValueError for an unknown policy
+        Retention.parse(self.retention)
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1 (unset: no limit), got {self.concurrency}")
         if self.store not in STORES:
             raise ValueError(f"unknown store {self.store!r}: use {' or '.join(STORES)}")
         if self.render not in RENDER_MODES:
@@ -98,6 +105,10 @@ class Settings:
     @property
     def progression(self) -> Policy:
         return Policy.parse(self.policy)
+
+    @property
+    def result_retention(self) -> Retention:
+        return Retention.parse(self.retention)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -9,40 +9,75 @@ Same interface as `fal_emulator.store.MemoryStore`; selected with `--store sqlit
 - several processes (`uvicorn --workers N`) serve one state: every operation takes SQLite's write lock
   (`BEGIN IMMEDIATE`) and reads requests fresh from the file.
 
-Queue positions are an indexed count (`app_id, queued, sequence`); wake-ups are an indexed table.
+Every lookup is O(log n): ready requests and wake-ups are indexed; the running count is a counter; and a
+queue position is an order statistic, a Fenwick tree per (app, priority) over submit sequence numbers
+(`queue_tree`, grown by doubling), so a position sums at most log2(sequence) rows instead of counting the
+queue. A row that cannot be decoded is skipped and logged once, never fatal to later operations.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fal_emulator.queue import Outcome, Policy, Request, Status
+from fal_emulator import jsontext
+from fal_emulator.queue import (
+    PRIORITY_RANK,
+    WAKEUP_KINDS,
+    WAKEUP_ORDER,
+    Outcome,
+    Policy,
+    Request,
+    Status,
+    Wakeup,
+    WakeupKind,
+)
 
+log = logging.getLogger("fal_emulator.store")
+
+VERSION = 2  # PRAGMA user_version; 0 is the layout of releases before the runner model
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT PRIMARY KEY,
     sequence INTEGER NOT NULL UNIQUE,
     app_id TEXT NOT NULL,
     queued INTEGER NOT NULL,
-    data TEXT NOT NULL
+    data TEXT NOT NULL,
+    rank INTEGER NOT NULL DEFAULT 0,
+    ready INTEGER NOT NULL DEFAULT 0,
+    running INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS requests_queued ON requests (app_id, queued, sequence);
-CREATE TABLE IF NOT EXISTS wakeups (at REAL NOT NULL, sequence INTEGER NOT NULL, request_id TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS wakeups_at ON wakeups (at);
+CREATE INDEX IF NOT EXISTS requests_ready ON requests (rank, sequence) WHERE ready = 1;
+CREATE TABLE IF NOT EXISTS wakeups (
+    at REAL NOT NULL, kind INTEGER NOT NULL, sequence INTEGER NOT NULL, request_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS wakeups_due ON wakeups (at, kind, sequence);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO counters VALUES ('sequence', 0);
+CREATE TABLE IF NOT EXISTS queue_tree (
+    app_id TEXT NOT NULL, rank INTEGER NOT NULL, node INTEGER NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (app_id, rank, node)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO counters VALUES ('sequence', 0), ('running', 0), ('tree_size', 1);
+"""
+# A file written before the runner model: add the new columns, re-arm every live request (the queue
+# re-checks each at its first look, then waits for its real time) and build the counters and trees.
+MIGRATE_FROM_0 = """
+ALTER TABLE requests ADD COLUMN rank INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE requests ADD COLUMN ready INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE requests ADD COLUMN running INTEGER NOT NULL DEFAULT 0;
+DROP INDEX IF EXISTS requests_queued;
+DROP TABLE IF EXISTS wakeups;
 """
 
 
 def encode(request: Request) -> str:
-    """A request as JSON text (every field; the status as its value)."""
+    """A request as JSON text (every field; the status as its value), at any nesting of its input."""
     fields = {field.name: getattr(request, field.name) for field in dataclasses.fields(request)}
     fields.update(
         status=request.status.value,
@@ -51,11 +86,17 @@ def encode(request: Request) -> str:
                  "headers": dict(request.outcome.headers)},
         script=[list(line) for line in request.script],
     )  # fmt: skip
-    return json.dumps(fields, separators=(",", ":"))
+    return jsontext.dumps(fields)
+
+
+REQUEST_FIELDS = frozenset(field.name for field in dataclasses.fields(Request))
 
 
 def decode(text: str) -> Request:
-    fields: dict[str, Any] = json.loads(text)
+    """The request `encode` wrote (fields a newer release added are ignored). Raises ValueError, TypeError
+    or KeyError for text that is not such a request."""
+    fields: dict[str, Any] = jsontext.loads(text)
+    fields = {name: value for name, value in fields.items() if name in REQUEST_FIELDS}
     fields.update(
         status=Status(fields["status"]),
         policy=Policy(**fields["policy"]),
@@ -63,6 +104,27 @@ def decode(text: str) -> Request:
         script=tuple(tuple(line) for line in fields["script"]),
     )
     return Request(**fields)
+
+
+UNREADABLE = (ValueError, TypeError, KeyError, RecursionError)
+
+
+def tree_nodes_up(index: int, size: int) -> list[int]:
+    """The Fenwick nodes an update at `index` touches (1 <= index <= size)."""
+    nodes = []
+    while index <= size:
+        nodes.append(index)
+        index += index & -index
+    return nodes
+
+
+def tree_nodes_down(index: int) -> list[int]:
+    """The Fenwick nodes whose sum is the prefix 1..`index`."""
+    nodes = []
+    while index > 0:
+        nodes.append(index)
+        index -= index & -index
+    return nodes
 
 
 class SqliteStore:
@@ -73,10 +135,47 @@ class SqliteStore:
         self.path = path
         self._lock = threading.RLock()
         self._depth = 0
+        self._reported: set[str] = set()  # ids of unreadable rows already logged
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        with self.transaction():
+            self._upgrade()
+
+    def _upgrade(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(requests)")}
+        migrate = version < VERSION and bool(columns) and "rank" not in columns
+        for statement in (MIGRATE_FROM_0 if migrate else "").split(";\n") + SCHEMA.split(";\n"):
+            if statement.strip():
+                self._db.execute(statement)
+        if migrate:
+            self._rebuild()
+        self._db.execute(f"PRAGMA user_version = {VERSION}")
+
+    def _rebuild(self) -> None:
+        """Counters, trees and re-check wake-ups from the requests themselves (after a migration)."""
+        self._db.execute(
+            "UPDATE requests SET running = (json_extract(data, '$.status') = 'IN_PROGRESS'), "
+            "queued = (json_extract(data, '$.status') = 'IN_QUEUE')"
+        )
+        self._db.execute(
+            "INSERT INTO wakeups SELECT 0, ?, sequence, request_id FROM requests WHERE queued = 1",
+            (WAKEUP_ORDER["ready"],),
+        )
+        self._db.execute(
+            "INSERT INTO wakeups SELECT 0, ?, sequence, request_id FROM requests WHERE running = 1",
+            (WAKEUP_ORDER["finish"],),
+        )
+        self._db.execute(
+            "INSERT INTO wakeups SELECT json_extract(data, '$.start_deadline'), ?, sequence, request_id "
+            "FROM requests WHERE queued = 1 AND json_extract(data, '$.start_deadline') IS NOT NULL",
+            (WAKEUP_ORDER["deadline"],),
+        )
+        running = self._db.execute("SELECT COUNT(*) FROM requests WHERE running = 1").fetchone()[0]
+        self._db.execute("UPDATE counters SET value = ? WHERE name = 'running'", (running,))
+        for app_id, sequence in self._db.execute("SELECT app_id, sequence FROM requests WHERE queued = 1").fetchall():
+            self._tree_add(app_id, 0, sequence, 1)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -99,70 +198,175 @@ class SqliteStore:
 
     def reset(self) -> None:
         with self.transaction():
-            self._db.execute("DELETE FROM requests")
-            self._db.execute("DELETE FROM wakeups")
-            self._db.execute("UPDATE counters SET value = 0 WHERE name = 'sequence'")
+            for table in ("requests", "wakeups", "queue_tree"):
+                self._db.execute(f"DELETE FROM {table}")
+            self._db.execute("UPDATE counters SET value = 0 WHERE name IN ('sequence', 'running')")
+            self._db.execute("UPDATE counters SET value = 1 WHERE name = 'tree_size'")
+        self._reported.clear()
+
+    def _counter(self, name: str) -> int:
+        return int(self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()[0])
 
     def next_sequence(self) -> int:
         with self.transaction():
             self._db.execute("UPDATE counters SET value = value + 1 WHERE name = 'sequence'")
-            row = self._db.execute("SELECT value FROM counters WHERE name = 'sequence'").fetchone()
+            return self._counter("sequence")
+
+    # -- the order statistic -------------------------------------------------------------------
+
+    def _tree_add(self, app_id: str, rank: int, sequence: int, delta: int) -> None:
+        size = self._counter("tree_size")
+        while size < sequence:  # double: the new root covers everything the old root did
+            self._db.execute(
+                "INSERT INTO queue_tree (app_id, rank, node, count) "
+                "SELECT app_id, rank, ?, count FROM queue_tree WHERE node = ?",
+                (size * 2, size),
+            )
+            size *= 2
+            self._db.execute("UPDATE counters SET value = ? WHERE name = 'tree_size'", (size,))
+        nodes = tree_nodes_up(sequence, size)
+        self._db.execute(
+            "INSERT INTO queue_tree (app_id, rank, node, count) VALUES "
+            + ",".join("(?, ?, ?, ?)" for _ in nodes)
+            + " ON CONFLICT (app_id, rank, node) DO UPDATE SET count = count + excluded.count",
+            [value for node in nodes for value in (app_id, rank, node, delta)],
+        )
+
+    def _tree_prefix(self, app_id: str, rank: int, index: int) -> int:
+        nodes = tree_nodes_down(index)
+        if not nodes:
+            return 0
+        row = self._db.execute(
+            "SELECT COALESCE(SUM(count), 0) FROM queue_tree WHERE app_id = ? AND rank = ? AND node IN ("
+            + ",".join("?" for _ in nodes)
+            + ")",
+            (app_id, rank, *nodes),
+        ).fetchone()
         return int(row[0])
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def _decode(self, request_id: str, text: str) -> Request | None:
+        try:
+            return decode(text)
+        except UNREADABLE as exc:
+            if request_id not in self._reported:
+                self._reported.add(request_id)
+                log.error("skipping request %s: its stored row is unreadable (%s: %.200s)",
+                          request_id, type(exc).__name__, exc)  # fmt: skip
+            return None
 
     def add(self, request: Request) -> None:
         with self.transaction():
             self._db.execute(
-                "INSERT INTO requests (request_id, sequence, app_id, queued, data) VALUES (?, ?, ?, ?, ?)",
-                (request.request_id, request.sequence, request.app_id, request.status is Status.IN_QUEUE,
-                 encode(request)),
+                "INSERT INTO requests (request_id, sequence, app_id, queued, data, rank) VALUES (?, ?, ?, 0, ?, ?)",
+                (request.request_id, request.sequence, request.app_id, encode(request),
+                 PRIORITY_RANK[request.priority]),
             )  # fmt: skip
+            self._index(request, (0, 0, 0))
 
     def get(self, request_id: str) -> Request | None:
         with self.transaction():
             row = self._db.execute("SELECT data FROM requests WHERE request_id = ?", (request_id,)).fetchone()
-        return decode(row[0]) if row else None
+        return self._decode(request_id, row[0]) if row else None
 
     def all(self) -> list[Request]:
+        """Every readable request, oldest first."""
         with self.transaction():
-            rows = self._db.execute("SELECT data FROM requests ORDER BY sequence").fetchall()
-        return [decode(row[0]) for row in rows]
+            rows = self._db.execute("SELECT request_id, data FROM requests ORDER BY sequence").fetchall()
+        return [request for request_id, text in rows if (request := self._decode(request_id, text)) is not None]
 
     def save(self, request: Request) -> None:
         with self.transaction():
-            self._db.execute(
-                "UPDATE requests SET queued = ?, data = ? WHERE request_id = ?",
-                (request.status is Status.IN_QUEUE, encode(request), request.request_id),
-            )
+            row = self._db.execute(
+                "SELECT queued, ready, running FROM requests WHERE request_id = ?", (request.request_id,)
+            ).fetchone()
+            if row is None:
+                return
+            self._db.execute("UPDATE requests SET data = ? WHERE request_id = ?", (encode(request), request.request_id))
+            self._index(request, row)
 
-    def schedule(self, request: Request, at: float) -> None:
-        with self.transaction():
-            self._db.execute(
-                "INSERT INTO wakeups (at, sequence, request_id) VALUES (?, ?, ?)",
-                (at, request.sequence, request.request_id),
-            )
+    def _index(self, request: Request, before: tuple[int, int, int]) -> None:
+        """Move the request's flags, tree count and running count from `before` to its state now."""
+        queued = int(request.status is Status.IN_QUEUE)
+        state = (queued, int(queued and request.ready), int(request.status is Status.IN_PROGRESS))
+        if state == tuple(before):
+            return
+        self._db.execute(
+            "UPDATE requests SET queued = ?, ready = ?, running = ? WHERE request_id = ?",
+            (*state, request.request_id),
+        )
+        if state[0] != before[0]:
+            self._tree_add(request.app_id, PRIORITY_RANK[request.priority], request.sequence, state[0] - before[0])
+        if state[2] != before[2]:
+            self._db.execute("UPDATE counters SET value = value + ? WHERE name = 'running'", (state[2] - before[2],))
 
-    def due(self, now: float) -> list[Request]:
-        with self.transaction():
-            rows = self._db.execute(
-                "SELECT r.data FROM wakeups w JOIN requests r ON r.request_id = w.request_id "
-                "WHERE w.at <= ? ORDER BY w.at, w.sequence",
-                (now,),
-            ).fetchall()
-            self._db.execute("DELETE FROM wakeups WHERE at <= ?", (now,))
-        return [decode(row[0]) for row in rows]
-
-    def queue_position(self, request: Request) -> int:
+    def delete(self, request: Request) -> None:
         with self.transaction():
             row = self._db.execute(
-                "SELECT COUNT(*) FROM requests WHERE app_id = ? AND queued = 1 AND sequence < ?",
-                (request.app_id, request.sequence),
+                "SELECT queued, ready, running FROM requests WHERE request_id = ?", (request.request_id,)
             ).fetchone()
-        return int(row[0])
+            if row is None:
+                return
+            request = dataclasses.replace(request, status=Status.COMPLETED, ready=False)
+            self._index(request, row)
+            self._db.execute("DELETE FROM requests WHERE request_id = ?", (request.request_id,))
+
+    # -- the runners ------------------------------------------------------------------------------
+
+    def schedule(self, request: Request, at: float, kind: WakeupKind) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO wakeups (at, kind, sequence, request_id) VALUES (?, ?, ?, ?)",
+                (at, WAKEUP_ORDER[kind], request.sequence, request.request_id),
+            )
+
+    def next_due(self, now: float) -> Wakeup | None:
+        """The earliest event due at or before `now`, removed; None when nothing is due."""
+        with self.transaction():
+            row = self._db.execute(
+                "SELECT rowid, at, kind, request_id FROM wakeups WHERE at <= ? ORDER BY at, kind, sequence LIMIT 1",
+                (now,),
+            ).fetchone()
+            if row is None:
+                return None
+            rowid, at, kind, request_id = row
+            self._db.execute("DELETE FROM wakeups WHERE rowid = ?", (rowid,))
+            return Wakeup(at, WAKEUP_KINDS[kind], self.get(request_id))
+
+    def first_ready(self) -> Request | None:
+        """The ready request first in queue order; an unreadable one loses its place (and is logged)."""
+        with self.transaction():
+            while True:
+                row = self._db.execute(
+                    "SELECT request_id, data FROM requests WHERE ready = 1 ORDER BY rank, sequence LIMIT 1"
+                ).fetchone()
+                if row is None:
+                    return None
+                request = self._decode(row[0], row[1])
+                if request is not None:
+                    return request
+                self._db.execute("UPDATE requests SET ready = 0 WHERE request_id = ?", (row[0],))
+
+    def running_count(self) -> int:
+        with self.transaction():
+            return self._counter("running")
+
+    def queue_position(self, request: Request) -> int:
+        """Requests of the same app queued ahead of `request`: the normal ones before it, and for a low
+        one every normal one too (tree prefix sums)."""
+        rank = PRIORITY_RANK[request.priority]
+        with self.transaction():
+            ahead = self._tree_prefix(request.app_id, rank, request.sequence - 1)
+            if rank:
+                ahead += self._tree_prefix(request.app_id, 0, self._counter("tree_size"))
+        return ahead
 
     def queued_count(self, app_id: str) -> int:
         with self.transaction():
             row = self._db.execute(
-                "SELECT COUNT(*) FROM requests WHERE app_id = ? AND queued = 1", (app_id,)
+                "SELECT COALESCE(SUM(count), 0) FROM queue_tree WHERE app_id = ? AND node = ?",
+                (app_id, self._counter("tree_size")),
             ).fetchone()
         return int(row[0])
 

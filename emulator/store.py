@@ -1,9 +1,12 @@
-"""The in-memory request store: requests by id, the queue order per app, and timed wake-ups.
+"""The in-memory request store: requests by id, the queue order per app, ready requests, timed wake-ups.
 
-Queue positions must not cost more as requests pile up, so each app keeps its queued requests'
-submit sequence numbers in a sorted list (`queue_position` is a bisection, O(log n)), and requests
-that leave the queue by time (timed policies, start deadlines) are in a heap of wake-up times, so
-bringing the queue up to date touches only the requests whose time has come.
+Nothing may cost more as requests pile up, so every index is O(log n):
+- each app's queued requests are a sorted list of their order keys (priority, then submit sequence):
+  `queue_position` is a bisection;
+- the ready requests of the account are a sorted list too: `first_ready` is its head;
+- running requests are a set: `running_count` is its size;
+- timed events (a request becomes ready, a run finishes, a start deadline, a retention expiry) are a heap
+  of (time, kind, sequence, request id): bringing the queue up to date touches only what is due.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Iterator
 
 from sortedcontainers import SortedList
 
-from fal_emulator.queue import Request, Status
+from fal_emulator.queue import WAKEUP_KINDS, WAKEUP_ORDER, Request, Status, Wakeup, WakeupKind, order_key
 
 
 class MemoryStore:
@@ -25,8 +28,10 @@ class MemoryStore:
 
     def reset(self) -> None:
         self._requests: dict[str, Request] = {}
-        self._queued: dict[str, SortedList] = {}  # app id -> sequence numbers of its queued requests
-        self._wakeups: list[tuple[float, int, str]] = []  # (time, sequence, request id), a heap
+        self._queued: dict[str, SortedList] = {}  # app id -> order keys of its queued requests
+        self._ready = SortedList()  # (order key, request id) of ready requests, account-wide
+        self._running: set[str] = set()  # ids of IN_PROGRESS requests
+        self._wakeups: list[tuple[float, int, int, str]] = []  # (time, kind, sequence, request id), a heap
         self._sequence = 0
 
     @contextlib.contextmanager
@@ -40,7 +45,7 @@ class MemoryStore:
 
     def add(self, request: Request) -> None:
         self._requests[request.request_id] = request
-        self._queued.setdefault(request.app_id, SortedList()).add(request.sequence)
+        self.save(request)
 
     def get(self, request_id: str) -> Request | None:
         return self._requests.get(request_id)
@@ -50,29 +55,60 @@ class MemoryStore:
         return list(self._requests.values())
 
     def save(self, request: Request) -> None:
-        if request.status is not Status.IN_QUEUE:
-            queued = self._queued.get(request.app_id)
-            if queued is not None:
-                queued.discard(request.sequence)
+        """Bring the indexes in line with the request's state (requests are held by reference)."""
+        key = order_key(request)
+        queued = self._queued.setdefault(request.app_id, SortedList())
+        if request.status is Status.IN_QUEUE:
+            if key not in queued:
+                queued.add(key)
+        else:
+            queued.discard(key)
+        entry = (key, request.request_id)
+        if request.ready and request.status is Status.IN_QUEUE:
+            if entry not in self._ready:
+                self._ready.add(entry)
+        else:
+            self._ready.discard(entry)
+        if request.status is Status.IN_PROGRESS:
+            self._running.add(request.request_id)
+        else:
+            self._running.discard(request.request_id)
 
-    def schedule(self, request: Request, at: float) -> None:
+    def delete(self, request: Request) -> None:
+        """Forget a request (its retention window is over), wherever it is indexed."""
+        self._requests.pop(request.request_id, None)
+        key = order_key(request)
+        self._queued.get(request.app_id, SortedList()).discard(key)
+        self._ready.discard((key, request.request_id))
+        self._running.discard(request.request_id)
+
+    def schedule(self, request: Request, at: float, kind: WakeupKind) -> None:
         """Look at `request` again once the clock reaches `at` (POSIX seconds)."""
-        heapq.heappush(self._wakeups, (at, request.sequence, request.request_id))
+        heapq.heappush(self._wakeups, (at, WAKEUP_ORDER[kind], request.sequence, request.request_id))
 
-    def due(self, now: float) -> list[Request]:
-        """Requests whose wake-up time is at or before `now`, earliest first; each is returned once."""
-        found = []
-        while self._wakeups and self._wakeups[0][0] <= now:
-            _, _, request_id = heapq.heappop(self._wakeups)
-            request = self._requests.get(request_id)
+    def next_due(self, now: float) -> Wakeup | None:
+        """The earliest event due at or before `now`, removed from the heap; None when nothing is due."""
+        if not self._wakeups or self._wakeups[0][0] > now:
+            return None
+        at, kind, _, request_id = heapq.heappop(self._wakeups)
+        return Wakeup(at, WAKEUP_KINDS[kind], self._requests.get(request_id))
+
+    def first_ready(self) -> Request | None:
+        """The ready request first in queue order (every normal before any low, then oldest)."""
+        while self._ready:
+            request = self._requests.get(self._ready[0][1])
             if request is not None:
-                found.append(request)
-        return found
+                return request
+            self._ready.pop(0)
+        return None
+
+    def running_count(self) -> int:
+        return len(self._running)
 
     def queue_position(self, request: Request) -> int:
-        """How many requests of the same app were queued before `request` and still are."""
+        """How many requests of the same app are queued ahead of `request` (in queue order)."""
         queued = self._queued.get(request.app_id)
-        return 0 if queued is None else int(queued.bisect_left(request.sequence))
+        return 0 if queued is None else int(queued.bisect_left(order_key(request)))
 
     def queued_count(self, app_id: str) -> int:
         return len(self._queued.get(app_id, ()))

@@ -36,6 +36,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from fal_emulator.errors import RequestNotFound
 from fal_emulator.journal import redact, redact_url
 from fal_emulator.queue import Outcome, Status
 from fal_emulator.service import Emulator
@@ -136,6 +137,8 @@ class Pending:
     next_at: float = 0.0
     payload_error: bool = False
     gateway_request_id: str | None = None
+    body: bytes | None = None  # what the first attempt sent; retries resend it, even after the result expired
+    completed_at: float = 0.0
 
 
 class Webhooks:
@@ -167,16 +170,27 @@ class Webhooks:
         """Attempt every delivery that is due now."""
         now = self.emulator.clock.now()
         for pending in list(self._pending.values()):
-            view = self.emulator.queue.status(pending.request_id, poll=False)
-            if view.status is Status.COMPLETED and now >= pending.next_at:
+            if pending.body is None:  # not attempted yet: wait for the request to complete
+                try:
+                    view = self.emulator.queue.status(pending.request_id, poll=False)
+                except RequestNotFound:  # gone before its first attempt (its result expired): nothing to send
+                    del self._pending[pending.request_id]
+                    continue
+                if view.status is not Status.COMPLETED:
+                    continue
+            if now >= pending.next_at:
                 await self._attempt(client, pending, now)
 
     async def _attempt(self, client: httpx.AsyncClient, pending: Pending, now: float) -> None:
-        request = self.emulator.store.get(pending.request_id)
-        assert request is not None and request.completed_at is not None
-        sent = payload(pending.request_id, request.outcome, payload_error=pending.payload_error,
-                       gateway_request_id=pending.gateway_request_id)  # fmt: skip
-        body = json.dumps(sent).encode()
+        if pending.body is None:
+            request = self.emulator.store.get(pending.request_id)
+            if request is None or request.completed_at is None:
+                del self._pending[pending.request_id]
+                return
+            sent = payload(pending.request_id, request.outcome, payload_error=pending.payload_error,
+                           gateway_request_id=pending.gateway_request_id)  # fmt: skip
+            pending.body, pending.completed_at = json.dumps(sent).encode(), request.completed_at
+        body = pending.body
         pending.attempts += 1
         record: dict[str, Any] = {"request_id": pending.request_id, "url": redact_url(pending.url),
                                   "attempt": pending.attempts}  # fmt: skip
@@ -198,7 +212,7 @@ class Webhooks:
                 record.update(status=None, error=f"{type(exc).__name__}: {exc}")
                 retry = True
         delay = retry_delay(pending.attempts)
-        if retry and pending.attempts <= MAX_RETRIES and now + delay <= request.completed_at + RETRY_WINDOW:
+        if retry and pending.attempts <= MAX_RETRIES and now + delay <= pending.completed_at + RETRY_WINDOW:
             pending.next_at = now + delay
             record["next_attempt_in"] = delay
         else:

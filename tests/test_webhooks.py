@@ -164,3 +164,23 @@ def test_the_signing_key_survives_a_restart(tmp_path: Path) -> None:
             keys.append(client.get("/.well-known/jwks.json").json())
     assert keys[0] == keys[1]
     assert keys[0]["keys"][0]["kty"] == "OKP" and keys[0]["keys"][0]["crv"] == "Ed25519"
+
+
+def test_retries_outlive_the_result_they_deliver(tmp_path: Path, receiver: Receiver) -> None:
+    """fal retries a webhook for 2 hours; the result itself is kept 1 hour (here 20 s): a retry after it
+    expired still sends the payload, and a request that expired before completing its first attempt is
+    never delivered (and stops nothing else)."""
+    app = create_app(Settings(seed=7, policy="instant", state_dir=tmp_path, retention="20"), catalog=CATALOG)
+    with TestClient(app) as emulator:
+        receiver.statuses = [500, 500]
+        emulator.post("/_emulator/clock", json={"freeze": True})
+        submitted = submit(emulator, receiver.url)
+        first = receiver.next()
+        emulator.post("/_emulator/clock", json={"advance": 7})
+        receiver.next()
+        emulator.post("/_emulator/clock", json={"advance": 14})  # the third attempt is due after the result expired
+        assert receiver.next()[1] == first[1]
+        assert emulator.get(f"/fal-ai/veo3/requests/{submitted['request_id']}/status", headers=KEY).status_code == 404
+        attempts = deliveries(emulator, 3)
+        assert [a["status"] for a in attempts] == [500, 500, 200]
+        assert {a["request_id"] for a in attempts} == {submitted["request_id"]}

@@ -8,6 +8,8 @@
     POST   /_emulator/clock        {"advance"?: s, "freeze"?: bool, "scale"?: x}
     GET    /_emulator/policy                       {"default": "...", "endpoints": {id: "..."}}
     PUT    /_emulator/policy       {"policy": "polls:2", "endpoint_id"?: id}
+    GET    /_emulator/concurrency                  {"concurrency": N | null, "running": n}
+    PUT    /_emulator/concurrency  {"concurrency": N | null}  runners of the account (null: no limit)
     GET    /_emulator/outcomes                     {endpoint id or "*": n, "route:selector": n} scripted, waiting
     POST   /_emulator/outcomes     {"endpoint_id"?: id|"*", "route"?: "submit"|"status"|"stream"|"result"|"cancel",
                                     "request_id"?: id, "outcomes": ["content_policy_violation", "ok", ...]}
@@ -41,6 +43,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from fal_emulator import jsontext
 from fal_emulator.errors import FalError, RequestNotFound
 from fal_emulator.failures import FAILURES
 from fal_emulator.http.rendering import CONTROL_PREFIX, emulator_of
@@ -174,6 +177,19 @@ async def policy(request: Request) -> Response:
     )
 
 
+async def concurrency(request: Request) -> Response:
+    """The account's runners: how many requests may be IN_PROGRESS at once (fal gives new accounts 2)."""
+    authorize(request)
+    queue = emulator_of(request).queue
+    if request.method == "PUT":
+        payload = await body(request)
+        limit = payload.get("concurrency", False)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise bad_request("'concurrency' must be a whole number >= 1, or null for no limit")
+        queue.concurrency = limit
+    return JSONResponse({"concurrency": queue.concurrency, "running": queue.running_count()})
+
+
 async def outcomes(request: Request) -> Response:
     authorize(request)
     emulator = emulator_of(request)
@@ -249,7 +265,8 @@ async def request_detail(request: Request) -> Response:
     detail = model.detail(
         emulator_of(request), _load(request), load_prices(), deliveries=webhooks.deliveries, jwks=webhooks.signer.jwks
     )
-    return JSONResponse(detail)
+    # an input nested as deep as the edge accepts still renders (json alone fails under this call stack)
+    return Response(jsontext.dumps(detail), media_type="application/json")
 
 
 async def request_action(request: Request) -> Response:
@@ -261,9 +278,7 @@ async def request_action(request: Request) -> Response:
         raise FalError({"detail": f"Unknown action {action!r}; use one of {', '.join(ACTIONS)}"}, status_code=404)
     try:
         if action == "policy":
-            found.policy = policy_of(await body(request))
-            emulator.store.save(found)
-            emulator.queue.reschedule(found)
+            emulator.queue.set_policy(found.request_id, policy_of(await body(request)))
         elif action == "step":
             emulator.queue.step(found.request_id)
         elif action == "complete":
@@ -292,6 +307,7 @@ ROUTES = [
     Route(f"{CONTROL_PREFIX}/seed", seed, methods=["POST"]),
     Route(f"{CONTROL_PREFIX}/clock", clock, methods=["GET", "POST"]),
     Route(f"{CONTROL_PREFIX}/policy", policy, methods=["GET", "PUT"]),
+    Route(f"{CONTROL_PREFIX}/concurrency", concurrency, methods=["GET", "PUT"]),
     Route(f"{CONTROL_PREFIX}/outcomes", outcomes, methods=["GET", "POST", "DELETE"]),
     Route(f"{CONTROL_PREFIX}/journal", journal, methods=["GET", "DELETE"]),
     Route(f"{CONTROL_PREFIX}/requests", requests, methods=["GET"]),

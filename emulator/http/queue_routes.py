@@ -19,6 +19,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import cast
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -29,8 +30,8 @@ from fal_emulator.errors import ConnectionDrop, FalError, ModelError, RequestErr
 from fal_emulator.http.auth import authenticate
 from fal_emulator.http.host_routing import media_base_url
 from fal_emulator.http.rendering import REQUEST_ID_HEADER, base_url, emulator_of, fal_json, status_body
-from fal_emulator.queue import Outcome, Status, StatusView
-from fal_emulator.scenarios import HEADER as SCENARIO_HEADER, call_error
+from fal_emulator.queue import PRIORITY_RANK, Outcome, Priority, Status, StatusView
+from fal_emulator.scenarios import HEADER as SCENARIO_HEADER, call_error, rejection_error
 from fal_emulator.service import Submission, SubmitOptions
 
 STREAM_TICK = 0.05  # seconds between two looks at a streamed request
@@ -116,7 +117,8 @@ def submit_options(request: Request) -> SubmitOptions:
     """Platform headers and query parameters of a submit. Raises FalError 400 `bad_request` for bad values.
 
     Sources: https://fal.ai/docs/documentation/model-apis/common-parameters.md (`X-Fal-Request-Timeout`,
-    `fal_max_queue_length`, `X-Fal-No-Retry`), .../inference/webhooks.md (`fal_webhook`).
+    `X-Fal-Queue-Priority`: `normal` or `low`, `fal_max_queue_length`, `X-Fal-No-Retry`), .../inference/webhooks.md
+    (`fal_webhook`).
     """
 
     def bad(detail: str) -> FalError:
@@ -134,12 +136,16 @@ def submit_options(request: Request) -> SubmitOptions:
     limit = request.query_params.get("fal_max_queue_length")
     if limit is not None and not limit.isdigit():
         raise bad(f"Invalid fal_max_queue_length: {limit!r} is not a whole number")
+    priority = request.headers.get("x-fal-queue-priority", "normal")
+    if priority not in PRIORITY_RANK:
+        raise bad(f"Invalid X-Fal-Queue-Priority header: {priority!r} must be 'normal' or 'low'")
     return SubmitOptions(
         scenario=request.headers.get(SCENARIO_HEADER),
         start_timeout=start_timeout,
         max_queue_length=None if limit is None else int(limit),
         webhook_url=request.query_params.get("fal_webhook") or None,
         no_retry=request.headers.get("x-fal-no-retry", "").strip().lower() in NO_RETRY_VALUES,
+        priority=cast(Priority, priority),
     )
 
 
@@ -265,8 +271,18 @@ async def _until_completed(request: Request, request_id: str) -> Outcome:
     return emulator.queue.result(request_id)
 
 
+def _runner_for_direct_call(request: Request) -> None:
+    """A direct call (`fal.run`) made while every runner is busy is answered at once 429
+    `concurrent_requests_limit`: fal's gateway checks its concurrency at request time
+    (https://fal.ai/docs/documentation/model-apis/concurrency-limits.md). Raises that FalError."""
+    authenticate(request)
+    if emulator_of(request).queue.at_capacity():
+        raise rejection_error("rate_limited")
+
+
 async def run(request: Request) -> JSONResponse:
     """Synchronous inference: the request goes through the queue, the answer waits for COMPLETED."""
+    _runner_for_direct_call(request)
     view = (await _enqueue(request))[0].view
     outcome = await _until_completed(request, view.request_id)
     return fal_json(outcome.body, outcome.status_code, view.request_id, outcome.headers)
@@ -289,6 +305,7 @@ async def stream_run(request: Request) -> Response:
     `x-fal-billable-units` is sent only when the request had already completed with its output before the
     answer began: fal bills no server error (its FAQ), and headers cannot be taken back.
     """
+    _runner_for_direct_call(request)
     submission = (await _enqueue(request))[0]
     request_id = submission.view.request_id
     emulator = emulator_of(request)

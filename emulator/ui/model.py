@@ -95,7 +95,7 @@ def up_to_date(emulator: Emulator) -> list[Request]:
 
 def row(emulator: Emulator, request: Request, now: float, prices: Prices) -> dict[str, Any]:
     """One request as a list shows it: ids, status, `queue_position` (while IN_QUEUE), times (POSIX
-    seconds), `age_seconds`, policy, scenario, `error_type` and `status_code` once COMPLETED, and
+    seconds), `age_seconds`, policy, scenario, priority, `error_type` and `status_code` once COMPLETED, and
     `price_usd`: what fal would have charged for its video (None when unpriced)."""
     completed = request.status is Status.COMPLETED
     position = None
@@ -114,6 +114,7 @@ def row(emulator: Emulator, request: Request, now: float, prices: Prices) -> dic
         "age_seconds": round(max(0.0, now - request.submitted_at), 3),
         "policy": request.policy.describe(),
         "scenario": request.scenario,
+        "priority": request.priority,
         "error_type": error_type_of(request),
         "status_code": request.outcome.status_code if completed else None,
         "price_usd": prices.cost(endpoint, request.input) if endpoint is not None else None,
