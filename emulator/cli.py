@@ -71,8 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--time-scale", type=float, help="virtual seconds per real second (default 1.0)")
     serve.add_argument("--seed", type=int, help="seed for request ids (default: random)")
     serve.add_argument(
-        "--store", choices=["memory", "sqlite"], help="where requests live (default memory; sqlite survives restarts)"
+        "--store",
+        choices=["memory", "sqlite", "redis"],
+        help="where requests live (default memory; sqlite survives restarts; redis is shared by hosts)",
     )
+    serve.add_argument("--redis-url", help="the redis store's server (default redis://127.0.0.1:6379/0)")
     serve.add_argument(
         "--render", choices=["on", "off"], help="render output MP4s from a readable input image (default on)"
     )
@@ -161,7 +164,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         name: getattr(args, name, None)
         for name in (
             "host", "http_port", "https_port", "proxy_port", "state_dir", "policy", "time_scale", "seed", "public_url",
-            "prompt_scenarios", "control_token", "store", "render", "render_cache_mb",
+            "prompt_scenarios", "control_token", "store", "redis_url", "render", "render_cache_mb",
             "replay", "replay_match", "replay_strict", "concurrency", "retention",
         )
     }  # fmt: skip

@@ -95,11 +95,16 @@ class SubmitOptions:
 
 
 def make_store(settings: Settings) -> Store:
-    """The store the settings name: in memory, or the SQLite file `state_dir/emulator.sqlite3`."""
+    """The store the settings name: in memory, the SQLite file `state_dir/emulator.sqlite3`, or Redis at
+    `redis_url`. Raises OSError when Redis cannot be reached."""
     if settings.store == "sqlite":
         from fal_emulator.sqlite_store import SqliteStore
 
         return SqliteStore(settings.state_dir / "emulator.sqlite3")
+    if settings.store == "redis":
+        from fal_emulator.redis_store import RedisStore
+
+        return RedisStore(settings.redis_url)
     return MemoryStore()
 
 

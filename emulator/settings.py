@@ -16,7 +16,8 @@
 | prompt_scenarios | FAL_EMULATOR_PROMPT_SCENARIOS  | false: `[[fal-emulator:…]]` in a prompt is ignored |
 | control_token    | FAL_EMULATOR_CONTROL_TOKEN     | none (required beyond loopback)  |
 | webhook_allow    | FAL_EMULATOR_WEBHOOK_ALLOW     | loopback only: hosts webhooks may be sent to |
-| store            | FAL_EMULATOR_STORE             | memory; `sqlite`: state_dir/emulator.sqlite3 |
+| store            | FAL_EMULATOR_STORE             | memory; `sqlite`: state_dir/emulator.sqlite3; `redis` |
+| redis_url        | FAL_EMULATOR_REDIS_URL         | redis://127.0.0.1:6379/0 (the `redis` store's server) |
 | render           | FAL_EMULATOR_RENDER            | on: MP4s rendered from a readable input; `off`: fixtures |
 | render_cache_mb  | FAL_EMULATOR_RENDER_CACHE_MB   | 512: MB of rendered MP4s kept (LRU) |
 | replay           | FAL_EMULATOR_REPLAY            | none: a cassette (HAR) to play back |
@@ -46,7 +47,7 @@ from fal_emulator.paths import FIXTURES_DIR, OPENAPI_DIR
 from fal_emulator.queue import Policy, Retention
 
 PREFIX = "FAL_EMULATOR_"
-STORES = ("memory", "sqlite")
+STORES = ("memory", "sqlite", "redis")
 RENDER_MODES = ("on", "off")
 REPLAY_MATCHES = ("input", "endpoint")
 
@@ -73,6 +74,7 @@ class Settings:
     control_token: str | None = None
     webhook_allow: tuple[str, ...] = ()
     store: str = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
     render: str = "on"
     render_cache_mb: int = 512
     replay: Path | None = None
@@ -89,7 +91,7 @@ class Settings:
         if self.concurrency is not None and self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1 (unset: no limit), got {self.concurrency}")
         if self.store not in STORES:
-            raise ValueError(f"unknown store {self.store!r}: use {' or '.join(STORES)}")
+            raise ValueError(f"unknown store {self.store!r}: use {', '.join(STORES)}")
         if self.render not in RENDER_MODES:
             raise ValueError(f"unknown render mode {self.render!r}: use {' or '.join(RENDER_MODES)}")
         if self.render_cache_mb < 0:

@@ -15,6 +15,8 @@ from fal_emulator.catalog import load_catalog
 from fal_emulator.http.app import create_app
 from fal_emulator.settings import Settings
 from fal_emulator.testing import EmulatorProcess
+from tests.redis_server import RedisServer, needs_redis_server
+from tests.stores import STORES, redis_url
 
 KEY = {"Authorization": "Key test-key"}
 CATALOG = load_catalog()  # parsed once for every in-process app
@@ -65,17 +67,29 @@ SEED_CLIPS = {
 ClientFactory = Callable[..., TestClient]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session (skips the test, saying why, without redis-server)."""
+    needs_redis_server()
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(params=STORES)
 def make_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ClientFactory]:
     """In-process clients of emulators built with the given settings (seed 7, polls:1 by default), each
-    with its own state dir, over each store: the suite runs once with the memory store, once with SQLite."""
+    with its own state dir, over each store: the suite runs once per store (memory, SQLite, Redis). A
+    client made again with the same `state_dir` finds the same state (a restart)."""
     clients: list[TestClient] = []
+    redis_urls: dict[object, str] = {}  # state dir -> its own Redis database
 
     def make(**overrides: object) -> TestClient:
-        state_dir = tmp_path / f"state{len(clients)}"
+        state_dir = overrides.get("state_dir", tmp_path / f"state{len(clients)}")
         values: dict[str, object] = {
             "seed": 7, "policy": "polls:1", "state_dir": state_dir, "store": request.param, **overrides,
         }  # fmt: skip
+        if request.param == "redis":
+            values["redis_url"] = redis_urls.get(state_dir) or redis_urls.setdefault(state_dir, redis_url(request))
         app = create_app(Settings(**values), catalog=CATALOG)  # type: ignore[arg-type]
         client = TestClient(app, raise_server_exceptions=False)
         clients.append(client)

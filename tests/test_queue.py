@@ -18,8 +18,7 @@ from fal_emulator.queue import (
     Status,
     next_status,
 )
-from fal_emulator.sqlite_store import SqliteStore
-from fal_emulator.store import MemoryStore
+from tests.stores import STORES, make_store
 
 OUTPUT = {"video": {"url": "http://x/files/a.mp4"}}
 SCRIPT = [(0.0, "loading"), (0.5, "halfway"), (0.9, "encoding")]
@@ -28,14 +27,14 @@ SCRIPT = [(0.0, "loading"), (0.5, "halfway"), (0.9, "encoding")]
 MakeQueue = Callable[[str], tuple[Queue, VirtualClock]]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=STORES)
 def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> MakeQueue:
     """Queues over each store, on a frozen clock, with seeded ids."""
     made: list[int] = []
 
     def make(policy: str) -> tuple[Queue, VirtualClock]:
         made.append(1)
-        store = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / f"{len(made)}.sqlite3")
+        store = make_store(request.param, tmp_path / f"{len(made)}", request)
         clock = VirtualClock(start=1_700_000_000.0, frozen=True)
         return Queue(store, clock, IdSource(1), Policy.parse(policy)), clock
 

@@ -1,0 +1,253 @@
+"""A request store in Redis, shared by emulator processes on any number of hosts (`--store redis`).
+
+Same interface as `fal_emulator.store.MemoryStore`; selected with `--store redis --redis-url URL`
+(redis-py). The keys, under the prefix `fal-emulator:`:
+
+    requests        HASH   request id -> the request as JSON (`sqlite_store.encode`)
+    queued:{app id} ZSET   request id by queue order (priority, then submit sequence): `ZRANK` is the position
+    apps            SET    app ids that have a queue
+    ready           ZSET   ready request ids by queue order, account-wide: the head starts next
+    running         SET    IN_PROGRESS request ids: `SCARD` is the running count
+    wakeups         ZSET   "kind|sequence|id" by due time (a member per request and kind)
+    sequence        STRING submit sequence numbers (`INCR`): ids are a function of (seed, sequence), so
+                           every host agrees on them; random UUIDs without a seed
+    lock            STRING the store lock (a token, `SET NX PX`)
+
+Each queue operation holds the store lock, as SQLite's `BEGIN IMMEDIATE` does, so the hosts serialise;
+it expires after `LOCK_MS` if its process dies. Each transition is one Lua script (`APPLY`), atomic in
+Redis: the request's new state, its index entries, the wake-ups scheduled before it and the removal of
+the wake-up that caused it, fenced by the lock token. A process killed between two scripts (`kill -9`)
+leaves every request consistent with its indexes; a wake-up it consumed but did not act on is played again
+(the queue ignores one that no longer applies). Not for Redis Cluster: the scripts touch keys they do not
+declare.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+
+from fal_emulator.queue import WAKEUP_KINDS, WAKEUP_ORDER, Request, Status, Wakeup, WakeupKind, order_key
+from fal_emulator.sqlite_store import UNREADABLE, decode, encode
+
+log = logging.getLogger("fal_emulator.store")
+
+PREFIX = "fal-emulator:"
+LOCK_MS = 5000  # the lock outlives its holder by at most this long
+LOCK_WAIT = 30.0  # seconds to wait for the lock before giving up
+
+# ARGV: token, milliseconds to keep the lock (0: release it), then each operation as its word count
+# followed by its words.
+APPLY = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('fal-emulator: the store lock was lost (held longer than its expiry)')
+end
+local i = 3
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+if ARGV[2] == '0' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"""
+
+Op = list[str]
+
+
+def text(value: object) -> str:
+    """A Redis reply as text (the client decodes replies; the types allow bytes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class StoreUnavailable(OSError):
+    """Redis cannot be reached (or the store lock cannot be had)."""
+
+
+class RedisStore:
+    """Requests in the Redis server at `url` (`redis://host:port/db`), shared by every process using it."""
+
+    def __init__(self, url: str, *, prefix: str = PREFIX) -> None:
+        self.url = url
+        self._redis = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+        try:
+            self._redis.ping()
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"cannot reach Redis at {url}: {exc}") from exc
+        self._apply = self._redis.register_script(APPLY)
+        self._keys = {name: prefix + name for name in ("requests", "apps", "ready", "running", "wakeups", "lock")}
+        self._keys["sequence"] = prefix + "sequence"
+        self._queued_prefix = prefix + "queued:"
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._token = ""
+        self._pending: list[Op] = []  # wake-ups scheduled or consumed, written with the next transition
+        self._reported: set[str] = set()
+
+    # -- the lock -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Hold the store lock (re-entrant) for one queue operation; other processes wait for it."""
+        with self._thread_lock:
+            outermost = self._depth == 0
+            if outermost:
+                self._acquire()
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if outermost:
+                    self._run(self._take_pending(), release=True)
+
+    def _acquire(self) -> None:
+        token, pause = uuid.uuid4().hex, 0.0002
+        deadline = time.monotonic() + LOCK_WAIT
+        while not self._redis.set(self._keys["lock"], token, nx=True, px=LOCK_MS):
+            if time.monotonic() > deadline:
+                raise StoreUnavailable(f"the Redis store lock at {self.url} was held for more than {LOCK_WAIT} s")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.005)
+        self._token = token
+
+    def _take_pending(self) -> list[Op]:
+        ops, self._pending = self._pending, []
+        return ops
+
+    def _run(self, ops: list[Op], *, release: bool = False) -> None:
+        """Apply `ops` atomically under the lock (renewing it, or releasing it)."""
+        args: list[str] = [self._token, "0" if release else str(LOCK_MS)]
+        for op in ops:
+            args += [str(len(op)), *op]
+        self._apply(keys=[self._keys["lock"]], args=args)
+
+    def _write(self, ops: list[Op]) -> None:
+        """One transition: `ops` with every pending wake-up change, in one script."""
+        with self.transaction():
+            self._run(self._take_pending() + ops)
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        with self.transaction():
+            apps = self._redis.smembers(self._keys["apps"])
+            self._pending.clear()
+            names = ("requests", "apps", "ready", "running", "wakeups", "sequence")
+            queues = [["DEL", self._queued(text(app))] for app in apps]
+            self._run([["DEL", self._keys[name]] for name in names] + queues)
+        self._reported.clear()
+
+    def next_sequence(self) -> int:
+        return int(self._redis.incr(self._keys["sequence"]))
+
+    def _queued(self, app_id: str) -> str:
+        return self._queued_prefix + app_id
+
+    def _decode(self, request_id: str, stored: Any) -> Request | None:
+        if stored is None:
+            return None
+        try:
+            return decode(text(stored))
+        except UNREADABLE as exc:
+            if request_id not in self._reported:
+                self._reported.add(request_id)
+                log.error("skipping request %s: its stored value is unreadable (%s: %.200s)",
+                          request_id, type(exc).__name__, exc)  # fmt: skip
+            return None
+
+    def add(self, request: Request) -> None:
+        self.save(request)
+
+    def get(self, request_id: str) -> Request | None:
+        return self._decode(request_id, self._redis.hget(self._keys["requests"], request_id))
+
+    def all(self) -> list[Request]:
+        """Every readable request, oldest first."""
+        stored = self._redis.hgetall(self._keys["requests"])
+        requests = [request for key, value in stored.items() if (request := self._decode(text(key), value)) is not None]
+        return sorted(requests, key=lambda request: request.sequence)
+
+    def save(self, request: Request) -> None:
+        request_id, key = request.request_id, str(order_key(request))
+        queued, keys = self._queued(request.app_id), self._keys
+        ops: list[Op] = [["HSET", keys["requests"], request_id, encode(request)]]
+        if request.status is Status.IN_QUEUE:
+            ops += [["ZADD", queued, key, request_id], ["SADD", keys["apps"], request.app_id]]
+            ready = ["ZADD", keys["ready"], key, request_id] if request.ready else ["ZREM", keys["ready"], request_id]
+            ops.append(ready)
+        else:
+            ops += [["ZREM", queued, request_id], ["ZREM", keys["ready"], request_id]]
+        running = request.status is Status.IN_PROGRESS
+        ops.append(["SADD" if running else "SREM", keys["running"], request_id])
+        self._write(ops)
+
+    def delete(self, request: Request) -> None:
+        request_id, keys = request.request_id, self._keys
+        self._write([
+            ["HDEL", keys["requests"], request_id], ["ZREM", self._queued(request.app_id), request_id],
+            ["ZREM", keys["ready"], request_id], ["SREM", keys["running"], request_id],
+        ])  # fmt: skip
+
+    # -- the runners ------------------------------------------------------------------------------
+
+    def schedule(self, request: Request, at: float, kind: WakeupKind) -> None:
+        """Look at `request` again at `at`; written with the request's next transition."""
+        member = f"{WAKEUP_ORDER[kind]}|{request.sequence:015d}|{request.request_id}"
+        self._pending.append(["ZADD", self._keys["wakeups"], repr(at), member])
+        if self._depth == 0:
+            self._write([])
+
+    def next_due(self, now: float) -> Wakeup | None:
+        """The earliest event due at or before `now`; it is removed with the transition it causes."""
+        with self.transaction():
+            if self._pending:
+                self._run(self._take_pending())
+            due = self._redis.zrangebyscore(self._keys["wakeups"], "-inf", repr(now), start=0, num=1, withscores=True)
+            if not due:
+                return None
+            member, at = text(due[0][0]), float(due[0][1])
+            kind, _, request_id = member.split("|", 2)
+            self._pending.append(["ZREM", self._keys["wakeups"], member])
+            return Wakeup(at, WAKEUP_KINDS[int(kind)], self.get(request_id))
+
+    def first_ready(self) -> Request | None:
+        """The ready request first in queue order; one that cannot be read loses its place."""
+        with self.transaction():
+            while head := self._redis.zrange(self._keys["ready"], 0, 0):
+                request = self.get(text(head[0]))
+                if request is not None:
+                    return request
+                self._write([["ZREM", self._keys["ready"], text(head[0])]])
+            return None
+
+    def running_count(self) -> int:
+        return int(self._redis.scard(self._keys["running"]))
+
+    def queue_position(self, request: Request) -> int:
+        """Requests of the same app ahead of `request` in queue order (`ZRANK`, O(log n))."""
+        queued = self._queued(request.app_id)
+        rank: Any = self._redis.zrank(queued, request.request_id)
+        if rank is None:  # not (or no longer) queued: count what is ahead of its place
+            return int(self._redis.zcount(queued, "-inf", f"({order_key(request)}"))
+        return int(rank)
+
+    def queued_count(self, app_id: str) -> int:
+        return int(self._redis.zcard(self._queued(app_id)))
+
+    def close(self) -> None:
+        self._redis.close()
+
+    def __len__(self) -> int:
+        return int(self._redis.hlen(self._keys["requests"]))
