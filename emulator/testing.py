@@ -38,6 +38,7 @@ class EmulatorProcess:
         ]  # fmt: skip
         self.output: list[str] = []
         self._process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
         self.listening: Listening | None = None
 
     def start(self, timeout: float = 60.0) -> Listening:
@@ -49,7 +50,8 @@ class EmulatorProcess:
         self._process = process
         assert process.stdout is not None
         lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, args=(process.stdout, lines), daemon=True).start()
+        self._reader = threading.Thread(target=self._read, args=(process.stdout, lines), daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -89,6 +91,8 @@ class EmulatorProcess:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        if self._reader is not None:  # it reads to the end of the output first: closing under it would raise
+            self._reader.join(timeout=10)
         if process.stdout:
             process.stdout.close()
 

@@ -43,6 +43,7 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}"
         self.output: list[str] = []
         self._process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
 
     def start(self, timeout: float = 30.0) -> str:
         """Start it and wait for its ready line. Raises RuntimeError with its output if it does not come."""
@@ -53,7 +54,8 @@ class RedisServer:
         self._process = process
         assert process.stdout is not None
         lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, args=(process.stdout, lines), daemon=True).start()
+        self._reader = threading.Thread(target=self._read, args=(process.stdout, lines), daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -88,6 +90,8 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        if self._reader is not None:  # it reads to the end of the output first
+            self._reader.join(timeout=10)
         if process is not None and process.stdout:
             process.stdout.close()
 

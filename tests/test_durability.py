@@ -1,4 +1,4 @@
-"""The SQLite store keeps every request through a restart, a kill -9, and across worker processes."""
+"""The durable stores (SQLite, Redis) keep every request through a restart, a kill -9, and across worker processes."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from fal_emulator.testing import EmulatorProcess
+from tests.stores import redis_url
 
 ENDPOINT = "fal-ai/veo3/image-to-video"
 BODY = {"prompt": "p", "image_url": "https://example.com/a.png"}
@@ -30,9 +31,23 @@ def snapshot(http: httpx.Client, request_ids: list[str]) -> list[tuple[str, Any]
     return [(answer["status"], answer.get("queue_position")) for answer in answers]
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def store_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The settings, as environment variables, of a durable store that is empty now."""
+    if request.param == "sqlite":
+        return {"FAL_EMULATOR_STORE": "sqlite"}
+    return {"FAL_EMULATOR_STORE": "redis", "FAL_EMULATOR_REDIS_URL": redis_url(request)}
+
+
+def store_args(env: dict[str, str]) -> tuple[str, ...]:
+    """The same settings as `serve` flags."""
+    args = ("--store", env["FAL_EMULATOR_STORE"])
+    return (*args, "--redis-url", env["FAL_EMULATOR_REDIS_URL"]) if "FAL_EMULATOR_REDIS_URL" in env else args
+
+
 @pytest.mark.parametrize("stop", ["terminate", "kill -9"])
-def test_nothing_submitted_is_lost_when_the_server_stops(tmp_path: Path, stop: str) -> None:
-    args = ("--store", "sqlite")
+def test_nothing_submitted_is_lost_when_the_server_stops(tmp_path: Path, stop: str, store_env: dict[str, str]) -> None:
+    args = store_args(store_env)
     with EmulatorProcess(tmp_path, policy="manual", extra_args=args) as first, client(first) as http:
         request_ids = [http.post(f"/{ENDPOINT}", json=BODY).json()["request_id"] for _ in range(3)]
         http.post(f"/_emulator/requests/{request_ids[0]}/step")
@@ -57,10 +72,10 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def workers(tmp_path: Path) -> Iterator[str]:
-    """Two uvicorn worker processes serving one SQLite state; yields the base URL once both are up."""
+def workers(tmp_path: Path, store_env: dict[str, str]) -> Iterator[str]:
+    """Two uvicorn worker processes serving one durable state; yields the base URL once both are up."""
     port = free_port()
-    env = {**os.environ, "FAL_EMULATOR_STORE": "sqlite", "FAL_EMULATOR_STATE_DIR": str(tmp_path),
+    env = {**os.environ, **store_env, "FAL_EMULATOR_STATE_DIR": str(tmp_path),
            "FAL_EMULATOR_POLICY": "manual", "FAL_EMULATOR_SEED": "5"}  # fmt: skip
     command = [sys.executable, "-m", "uvicorn", "--factory", "fal_emulator.http.app:create_app", "--workers", "2",
                "--port", str(port), "--log-level", "info"]  # fmt: skip
