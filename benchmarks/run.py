@@ -84,7 +84,13 @@ class Live:
     download_url: str | None = None
 
 
+REDIS: list[procs.RedisDatabases] = []  # the run's redis-server, when the Redis store is measured
+
+
 def store_args(store: str) -> tuple[str, ...]:
+    """The `serve` flags of a fresh emulator over `store` (Redis: an emptied database of the run's server)."""
+    if store == "redis":
+        return ("--store", "redis", "--redis-url", REDIS[0].fresh())
     return () if store == "memory" else ("--store", store)
 
 
@@ -316,7 +322,9 @@ def parse_plan(argv: list[str] | None) -> tuple[Plan, argparse.Namespace]:
     parser.add_argument("--rounds", type=int, help="interleaved rounds of measurements 1-4 (default 2; quick 1)")
     parser.add_argument("--levels", help="live-request levels, comma-separated (default 10,1000,10000,100000)")
     parser.add_argument("--streams", type=int, help="concurrent SSE streams (default 1000)")
-    parser.add_argument("--stores", default="memory,sqlite", help="emulator stores to measure (default memory,sqlite)")
+    parser.add_argument(
+        "--stores", default="memory,sqlite,redis", help="emulator stores to measure (default memory,sqlite,redis)"
+    )
     parser.add_argument("--no-prism", action="store_true", help="leave Prism out")
     parser.add_argument("--load-tool", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--json", type=Path, help="also write every raw figure to this JSON file")
@@ -365,8 +373,15 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         log(note)
 
-    with tempfile.TemporaryDirectory(prefix="fal-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="fal-bench-") as tmp, contextlib.ExitStack() as services:
         work = Path(tmp)
+        if "redis" in plan.stores:
+            server = procs.redis_server(work / "redis.log")
+            if server is None:
+                notes.append("store 'redis' skipped: redis-server is not installed (apt-get install redis-server)")
+                plan = dataclasses.replace(plan, stores=tuple(s for s in plan.stores if s != "redis"))
+            else:
+                REDIS.append(procs.RedisDatabases(services.enter_context(server).start().base_url))
         with side_by_side(plan, work, prism_binary) as lives:
             measure_side_by_side(plan, tool, lives)
         targets = [live.target for live in lives]

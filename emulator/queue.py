@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 from fal_emulator.clock import Clock
@@ -80,7 +81,9 @@ class Store(Protocol):
     Implementations: `fal_emulator.store.MemoryStore` (the default), `sqlite_store.SqliteStore`,
     `redis_store.RedisStore`. The queue calls `schedule` before the `save` that makes the event meaningful,
     so a store that writes each `save` atomically with the wake-ups scheduled before it stays consistent
-    when its process dies between two writes.
+    when its process dies between two writes. `read_idle` is a read without the store's lock: the request
+    of `app_id` and its queue position (None unless queued), or None when it is unknown, of another app, or
+    some event is due by `now` (then the queue takes the lock and plays the events out first).
     """
 
     def add(self, request: Request) -> None: ...
@@ -95,6 +98,7 @@ class Store(Protocol):
     def running_count(self) -> int: ...
     def queue_position(self, request: Request) -> int: ...
     def queued_count(self, app_id: str) -> int: ...
+    def read_idle(self, request_id: str, app_id: str, now: float) -> tuple[Request, int | None] | None: ...
     def transaction(self) -> AbstractContextManager[None]: ...
     def reset(self) -> None: ...
 
@@ -210,22 +214,38 @@ class Queue:
         self.store.add(request)
         view = self._view(request, now)
         if request.ready:
-            self._dispatch(now)
+            self._dispatch(now, request)
         return view
 
-    @transactional
     def status(self, request_id: str, *, poll: bool = True, app_id: str | None = None) -> StatusView:
         """The request's state now. A `poll` counts towards a `polls:N` policy.
 
         Raises RequestNotFound for an unknown id (or, given `app_id`, one submitted to another app).
+        When no event is due and the poll changes nothing, the answer is read without the store's lock.
         """
         now = self.clock.now()
+        if app_id is not None and not self._check_runners:
+            seen = self.store.read_idle(request_id, app_id, now)
+            if seen is not None and self._unchanged_by_poll(seen[0], now, poll):
+                return self._view(seen[0], now, position=seen[1])
+        return self._status(request_id, now, poll, app_id)
+
+    def _unchanged_by_poll(self, request: Request, now: float, poll: bool) -> bool:
+        if request.status is Status.COMPLETED:
+            return True
+        if poll and request.policy.kind == "polls":
+            return False
+        if request.status is Status.IN_PROGRESS:  # does it reach a new log line by now? (tried on a copy)
+            return not reveal_logs(replace(request, logs=list(request.logs)), now)
+        return True
+
+    @transactional
+    def _status(self, request_id: str, now: float, poll: bool, app_id: str | None) -> StatusView:
         self._wake(now)
         request = self._load(request_id, app_id)
         self._reveal(request, now)
         view = self._view(request, now)
         if poll and request.status is not Status.COMPLETED:
-            request.polls += 1
             self._polled(request, now)
         return view
 
@@ -304,7 +324,7 @@ class Queue:
         if request.status is not Status.COMPLETED:
             self._arm(request, now)
             self.store.save(request)
-            self._dispatch(now)
+            self._dispatch(now, request)
         return self._view(request, now)
 
     def reschedule(self, request: Request) -> None:
@@ -341,10 +361,10 @@ class Queue:
         request starts the next ready requests at its own time."""
         if self._check_runners:
             self._check_runners = False
-            self._dispatch(now)
+            self._dispatch(now, everything=True)
         while (wakeup := self.store.next_due(now)) is not None:
             if wakeup.request is not None and self._fire(wakeup.kind, wakeup.request, wakeup.at):
-                self._dispatch(wakeup.at)
+                self._dispatch(wakeup.at, wakeup.request)
 
     def _fire(self, kind: WakeupKind, request: Request, at: float) -> bool:
         """Apply one due event, if it still applies; True when it may let a ready request start."""
@@ -372,16 +392,26 @@ class Queue:
             self.store.delete(request)
         return False
 
-    def _dispatch(self, at: float) -> None:
-        """Start ready requests, in queue order, while a runner is free."""
+    def _dispatch(self, at: float, changed: Request | None = None, *, everything: bool = False) -> None:
+        """Start ready requests, in queue order, while a runner is free. `changed` is the request that has
+        just become ready or freed its runner. Without a limit no request ever waits for a runner, so only
+        `changed` can be ready (a full look is made when the limit changes: `everything`)."""
         limit = self._concurrency
+        if limit is None and not everything:
+            if changed is not None and changed.ready and changed.status is Status.IN_QUEUE:
+                self._run(changed, at)
+            return
         while limit is None or self.store.running_count() < limit:
             request = self.store.first_ready()
             if request is None:
                 return
-            self._start(request, at)
-            if request.policy.kind == "immediate":
-                self._finish(request, at)
+            self._run(changed if changed is not None and changed.request_id == request.request_id else request, at)
+
+    def _run(self, request: Request, at: float) -> None:
+        """Start a ready request on a free runner (an immediate one completes as it starts)."""
+        self._start(request, at)
+        if request.policy.kind == "immediate":
+            self._finish(request, at)
 
     def _arm(self, request: Request, now: float) -> None:
         """Set `ready` and schedule the policy's next timed step (call before saving the request)."""
@@ -411,18 +441,22 @@ class Queue:
         return request.started_at + run_seconds(request)
 
     def _polled(self, request: Request, now: float) -> None:
-        """A status poll was counted: a `polls:N` request moves on after N of them."""
+        """A status poll: a `polls:N` request counts it and moves on after N of them (other policies do not
+        count polls, and nothing is written for them)."""
         policy = request.policy
-        due = policy.kind == "polls" and request.polls >= policy.polls
+        if policy.kind != "polls":
+            return
+        request.polls += 1
+        due = request.polls >= policy.polls
         if request.status is Status.IN_QUEUE and due and not request.ready:
             request.ready = True
             self.store.save(request)
-            self._dispatch(now)
+            self._dispatch(now, request)
         elif request.status is Status.IN_PROGRESS and due:
             self._finish(request, now)
-            self._dispatch(now)
+            self._dispatch(now, request)
         else:
-            self._reveal(request, now, save=False)
+            reveal_logs(request, now)
             self.store.save(request)
 
     def _start(self, request: Request, at: float) -> None:
@@ -441,8 +475,9 @@ class Queue:
             raise RequestNotFound(request_id)
         return request
 
-    def _reveal(self, request: Request, now: float, *, save: bool = True) -> None:
-        if request.status is Status.IN_PROGRESS and reveal_logs(request, now) and save:
+    def _reveal(self, request: Request, now: float) -> None:
+        """Show the log lines a running request has reached by `now` (saved only when there are new ones)."""
+        if request.status is Status.IN_PROGRESS and reveal_logs(request, now):
             self.store.save(request)
 
     def _enter(self, request: Request, event: Event, at: float) -> None:
@@ -476,8 +511,10 @@ class Queue:
                 self.store.schedule(request, request.expires_at, "expire")
         self.store.save(request)
 
-    def _view(self, request: Request, now: float) -> StatusView:
+    def _view(self, request: Request, now: float, *, position: int | None = None) -> StatusView:
         queued = request.status is Status.IN_QUEUE
+        if queued and position is None:
+            position = self.store.queue_position(request)
         metrics: JSON = {}
         if request.status is Status.COMPLETED and request.metrics is not None:
             metrics = dict(request.metrics)
@@ -488,7 +525,7 @@ class Queue:
             endpoint_id=request.endpoint_id,
             app_id=request.app_id,
             status=request.status,
-            queue_position=self.store.queue_position(request) if queued else None,
+            queue_position=position if queued else None,
             logs=list(request.logs),
             metrics=metrics,
             error=request.outcome.error if request.status is Status.COMPLETED else None,

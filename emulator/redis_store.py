@@ -14,18 +14,19 @@ Same interface as `fal_emulator.store.MemoryStore`; selected with `--store redis
     lock            STRING the store lock (a token, `SET NX PX`)
 
 Each queue operation holds the store lock, as SQLite's `BEGIN IMMEDIATE` does, so the hosts serialise;
-it expires after `LOCK_MS` if its process dies. Each transition is one Lua script (`APPLY`), atomic in
-Redis: the request's new state, its index entries, the wake-ups scheduled before it and the removal of
-the wake-up that caused it, fenced by the lock token. A process killed between two scripts (`kill -9`)
-leaves every request consistent with its indexes; a wake-up it consumed but did not act on is played again
-(the queue ignores one that no longer applies). Not for Redis Cluster: the scripts touch keys they do not
-declare.
+it expires after `LOCK_MS` if its process dies. Writes are atomic Lua scripts (`APPLY`): an operation's
+transitions (a request's new state and index entries, the wake-ups scheduled before it, the removal of the
+wake-up that caused it) go to Redis together, fenced by the lock token, with the operation's next read or
+with the lock's release, before the answer. A process killed at any point (`kill -9`) leaves every request
+consistent with its indexes; a wake-up it consumed but did not act on is played again (the queue ignores
+one that no longer applies). Not for Redis Cluster: the scripts touch keys they do not declare.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 import uuid
@@ -43,8 +44,18 @@ PREFIX = "fal-emulator:"
 LOCK_MS = 5000  # the lock outlives its holder by at most this long
 LOCK_WAIT = 30.0  # seconds to wait for the lock before giving up
 
-# ARGV: token, milliseconds to keep the lock (0: release it), then each operation as its word count
-# followed by its words.
+# KEYS: the lock, the wake-ups. ARGV: a new token, the lock's expiry (ms). Takes the lock if it is free and
+# answers the time of the earliest wake-up ("inf" when there is none); nil when another process holds it.
+BEGIN = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local head = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  if head[2] then return head[2] end
+  return 'inf'
+end
+return false
+"""
+# KEYS: the lock. ARGV: our token, milliseconds to keep the lock (0: release it), then each operation as its
+# word count followed by its words. Applies them all, or nothing if the lock is no longer ours.
 APPLY = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('fal-emulator: the store lock was lost (held longer than its expiry)')
@@ -62,6 +73,14 @@ else
 end
 return 1
 """
+# KEYS: the wake-ups, the requests, the app's queue. ARGV: now, the request id. A read without the lock:
+# the request and its rank in the app's queue (-1: not queued), or nil when it is unknown or a wake-up is due.
+READ_IDLE = """
+if redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1)[1] then return false end
+local data = redis.call('HGET', KEYS[2], ARGV[2])
+if not data then return false end
+return {data, redis.call('ZRANK', KEYS[3], ARGV[2]) or -1}
+"""
 
 Op = list[str]
 
@@ -76,7 +95,12 @@ class StoreUnavailable(OSError):
 
 
 class RedisStore:
-    """Requests in the Redis server at `url` (`redis://host:port/db`), shared by every process using it."""
+    """Requests in the Redis server at `url` (`redis://host:port/db`), shared by every process using it.
+
+    Within a queue operation writes are buffered and sent with the next read (one pipelined round trip) or
+    with the lock's release, so an operation costs a few round trips: a status poll of a finished request
+    is three (take the lock and learn the earliest wake-up, read it, release).
+    """
 
     def __init__(self, url: str, *, prefix: str = PREFIX) -> None:
         self.url = url
@@ -85,21 +109,25 @@ class RedisStore:
             self._redis.ping()
         except redis.RedisError as exc:
             raise StoreUnavailable(f"cannot reach Redis at {url}: {exc}") from exc
+        self._begin = self._redis.register_script(BEGIN)
         self._apply = self._redis.register_script(APPLY)
+        self._read_idle = self._redis.register_script(READ_IDLE)
         self._keys = {name: prefix + name for name in ("requests", "apps", "ready", "running", "wakeups", "lock")}
         self._keys["sequence"] = prefix + "sequence"
         self._queued_prefix = prefix + "queued:"
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._token = ""
-        self._pending: list[Op] = []  # wake-ups scheduled or consumed, written with the next transition
+        self._buffer: list[Op] = []  # writes of this operation not sent yet
+        self._earliest = -math.inf  # every wake-up is due at or after this (known while the lock is held)
         self._reported: set[str] = set()
 
-    # -- the lock -------------------------------------------------------------------------------
+    # -- the lock and the write buffer ------------------------------------------------------------
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """Hold the store lock (re-entrant) for one queue operation; other processes wait for it."""
+        """Hold the store lock (re-entrant) for one queue operation; other processes wait for it. Its writes
+        reach Redis by the time it ends; an operation that fails writes nothing more."""
         with self._thread_lock:
             outermost = self._depth == 0
             if outermost:
@@ -107,46 +135,67 @@ class RedisStore:
             self._depth += 1
             try:
                 yield
+            except BaseException:
+                if outermost:
+                    self._buffer.clear()
+                raise
             finally:
                 self._depth -= 1
                 if outermost:
-                    self._run(self._take_pending(), release=True)
+                    self._earliest = -math.inf
+                    self._send(self._take(), release=True)
 
     def _acquire(self) -> None:
         token, pause = uuid.uuid4().hex, 0.0002
         deadline = time.monotonic() + LOCK_WAIT
-        while not self._redis.set(self._keys["lock"], token, nx=True, px=LOCK_MS):
+        keys = [self._keys["lock"], self._keys["wakeups"]]
+        while (head := self._begin(keys=keys, args=[token, LOCK_MS])) is None:
             if time.monotonic() > deadline:
                 raise StoreUnavailable(f"the Redis store lock at {self.url} was held for more than {LOCK_WAIT} s")
             time.sleep(pause)
             pause = min(pause * 2, 0.005)
         self._token = token
+        self._earliest = float(head)
 
-    def _take_pending(self) -> list[Op]:
-        ops, self._pending = self._pending, []
+    def _take(self) -> list[Op]:
+        ops, self._buffer = self._buffer, []
         return ops
 
-    def _run(self, ops: list[Op], *, release: bool = False) -> None:
-        """Apply `ops` atomically under the lock (renewing it, or releasing it)."""
+    def _apply_args(self, ops: list[Op], release: bool) -> list[str]:
         args: list[str] = [self._token, "0" if release else str(LOCK_MS)]
         for op in ops:
             args += [str(len(op)), *op]
-        self._apply(keys=[self._keys["lock"]], args=args)
+        return args
+
+    def _send(self, ops: list[Op], *, release: bool = False) -> None:
+        """Apply `ops` atomically under the lock (renewing it, or releasing it)."""
+        self._apply(keys=[self._keys["lock"]], args=self._apply_args(ops, release))
 
     def _write(self, ops: list[Op]) -> None:
-        """One transition: `ops` with every pending wake-up change, in one script."""
-        with self.transaction():
-            self._run(self._take_pending() + ops)
+        """Buffer a transition (sent with the next read, or when the operation ends)."""
+        if self._depth:
+            self._buffer += ops
+        else:
+            with self.transaction():
+                self._buffer += ops
+
+    def _read(self, command: str, *args: Any, **kwargs: Any) -> Any:
+        """Run a read command after the buffered writes, in one round trip."""
+        if not self._buffer:
+            return getattr(self._redis, command)(*args, **kwargs)
+        pipe = self._redis.pipeline(transaction=False)
+        self._apply(keys=[self._keys["lock"]], args=self._apply_args(self._take(), False), client=pipe)
+        getattr(pipe, command)(*args, **kwargs)
+        return pipe.execute()[-1]
 
     # -- requests -------------------------------------------------------------------------------
 
     def reset(self) -> None:
         with self.transaction():
-            apps = self._redis.smembers(self._keys["apps"])
-            self._pending.clear()
+            self._buffer.clear()
+            queues = [["DEL", self._queued(text(app))] for app in self._redis.smembers(self._keys["apps"])]
             names = ("requests", "apps", "ready", "running", "wakeups", "sequence")
-            queues = [["DEL", self._queued(text(app))] for app in apps]
-            self._run([["DEL", self._keys[name]] for name in names] + queues)
+            self._buffer += [["DEL", self._keys[name]] for name in names] + queues
         self._reported.clear()
 
     def next_sequence(self) -> int:
@@ -171,11 +220,11 @@ class RedisStore:
         self.save(request)
 
     def get(self, request_id: str) -> Request | None:
-        return self._decode(request_id, self._redis.hget(self._keys["requests"], request_id))
+        return self._decode(request_id, self._read("hget", self._keys["requests"], request_id))
 
     def all(self) -> list[Request]:
         """Every readable request, oldest first."""
-        stored = self._redis.hgetall(self._keys["requests"])
+        stored = self._read("hgetall", self._keys["requests"])
         requests = [request for key, value in stored.items() if (request := self._decode(text(key), value)) is not None]
         return sorted(requests, key=lambda request: request.sequence)
 
@@ -205,27 +254,28 @@ class RedisStore:
     def schedule(self, request: Request, at: float, kind: WakeupKind) -> None:
         """Look at `request` again at `at`; written with the request's next transition."""
         member = f"{WAKEUP_ORDER[kind]}|{request.sequence:015d}|{request.request_id}"
-        self._pending.append(["ZADD", self._keys["wakeups"], repr(at), member])
-        if self._depth == 0:
-            self._write([])
+        self._earliest = min(self._earliest, at)
+        self._write([["ZADD", self._keys["wakeups"], repr(at), member]])
 
     def next_due(self, now: float) -> Wakeup | None:
-        """The earliest event due at or before `now`; it is removed with the transition it causes."""
+        """The earliest event due at or before `now`; its removal is written with the transition it causes."""
         with self.transaction():
-            if self._pending:
-                self._run(self._take_pending())
-            due = self._redis.zrangebyscore(self._keys["wakeups"], "-inf", repr(now), start=0, num=1, withscores=True)
+            if now < self._earliest:
+                return None
+            due = self._read("zrangebyscore", self._keys["wakeups"], "-inf", repr(now), start=0, num=1, withscores=True)
             if not due:
+                self._earliest = math.nextafter(now, math.inf)
                 return None
             member, at = text(due[0][0]), float(due[0][1])
+            self._earliest = at
             kind, _, request_id = member.split("|", 2)
-            self._pending.append(["ZREM", self._keys["wakeups"], member])
+            self._buffer.append(["ZREM", self._keys["wakeups"], member])
             return Wakeup(at, WAKEUP_KINDS[int(kind)], self.get(request_id))
 
     def first_ready(self) -> Request | None:
         """The ready request first in queue order; one that cannot be read loses its place."""
         with self.transaction():
-            while head := self._redis.zrange(self._keys["ready"], 0, 0):
+            while head := self._read("zrange", self._keys["ready"], 0, 0):
                 request = self.get(text(head[0]))
                 if request is not None:
                     return request
@@ -233,21 +283,35 @@ class RedisStore:
             return None
 
     def running_count(self) -> int:
-        return int(self._redis.scard(self._keys["running"]))
+        return int(self._read("scard", self._keys["running"]))
 
     def queue_position(self, request: Request) -> int:
         """Requests of the same app ahead of `request` in queue order (`ZRANK`, O(log n))."""
         queued = self._queued(request.app_id)
-        rank: Any = self._redis.zrank(queued, request.request_id)
+        rank: Any = self._read("zrank", queued, request.request_id)
         if rank is None:  # not (or no longer) queued: count what is ahead of its place
-            return int(self._redis.zcount(queued, "-inf", f"({order_key(request)}"))
+            return int(self._read("zcount", queued, "-inf", f"({order_key(request)}"))
         return int(rank)
 
     def queued_count(self, app_id: str) -> int:
-        return int(self._redis.zcard(self._queued(app_id)))
+        return int(self._read("zcard", self._queued(app_id)))
+
+    def read_idle(self, request_id: str, app_id: str, now: float) -> tuple[Request, int | None] | None:
+        """The request and its queue position unless a wake-up is due by `now`: one script, no lock."""
+        if self._depth:
+            return None
+        keys = [self._keys["wakeups"], self._keys["requests"], self._queued(app_id)]
+        found = self._read_idle(keys=keys, args=[repr(now), request_id])
+        request = self._decode(request_id, found[0]) if found else None
+        if request is None or request.app_id != app_id:
+            return None
+        rank = int(found[1])
+        if request.status is Status.IN_QUEUE:
+            return (request, rank) if rank >= 0 else None
+        return request, None
 
     def close(self) -> None:
         self._redis.close()
 
     def __len__(self) -> int:
-        return int(self._redis.hlen(self._keys["requests"]))
+        return int(self._read("hlen", self._keys["requests"]))

@@ -370,6 +370,31 @@ class SqliteStore:
             ).fetchone()
         return int(row[0])
 
+    def read_idle(self, request_id: str, app_id: str, now: float) -> tuple[Request, int | None] | None:
+        """The request and its queue position, unless an event is due by `now`, in a read transaction
+        (`BEGIN DEFERRED`: under WAL it waits for no writer)."""
+        with self._lock:
+            if self._depth:  # inside a write transaction: the queue's own path reads
+                return None
+            self._db.execute("BEGIN")
+            try:
+                if self._db.execute("SELECT 1 FROM wakeups WHERE at <= ? LIMIT 1", (now,)).fetchone():
+                    return None
+                row = self._db.execute(
+                    "SELECT data FROM requests WHERE request_id = ? AND app_id = ?", (request_id, app_id)
+                ).fetchone()
+                request = self._decode(request_id, row[0]) if row else None
+                if request is None:
+                    return None
+                queued = request.status is Status.IN_QUEUE
+                self._depth += 1  # queue_position's own transaction joins this one
+                try:
+                    return request, self.queue_position(request) if queued else None
+                finally:
+                    self._depth -= 1
+            finally:
+                self._db.execute("COMMIT")
+
     def close(self) -> None:
         self._db.close()
 

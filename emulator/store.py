@@ -113,5 +113,12 @@ class MemoryStore:
     def queued_count(self, app_id: str) -> int:
         return len(self._queued.get(app_id, ()))
 
+    def read_idle(self, request_id: str, app_id: str, now: float) -> tuple[Request, int | None] | None:
+        """The request and its queue position, unless an event is due by `now` (see `Store`)."""
+        request = self._requests.get(request_id)
+        if request is None or request.app_id != app_id or (self._wakeups and self._wakeups[0][0] <= now):
+            return None
+        return request, self.queue_position(request) if request.status is Status.IN_QUEUE else None
+
     def __len__(self) -> int:
         return len(self._requests)

@@ -2,7 +2,8 @@
 
 - `baseline`: `benchmarks/baseline_app.py`, a bare Starlette app on uvicorn (the practical limit);
 - `emulator`: `fal-emulator serve` through `fal_emulator.testing.EmulatorProcess` (free ports, its ready line);
-- `prism`: `prism mock` of the same OpenAPI document, installed under `benchmarks/.prism` by npm.
+- `prism`: `prism mock` of the same OpenAPI document, installed under `benchmarks/.prism` by npm;
+- `redis_server`: Debian's `redis-server` for the Redis store (no persistence), one database per emulator.
 
 Every start is timed from just before the process is spawned to its ready line.
 """
@@ -173,6 +174,38 @@ class Emulator:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def redis_server(log: Path) -> ServerProcess | None:
+    """`redis-server` on a free loopback port, without persistence; None when it is not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = free_port()
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(log.parent)]  # fmt: skip
+
+    def ready(line: str) -> tuple[str, int | None] | None:
+        return (f"redis://127.0.0.1:{port}", None) if "Ready to accept connections" in line else None
+
+    return ServerProcess("redis-server", argv, log, ready)
+
+
+class RedisDatabases:
+    """Hands out an emptied database of one redis-server for each emulator started (16, in turn)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._next = 0
+
+    def fresh(self) -> str:
+        import redis
+
+        url = f"{self.url}/{self._next % 16}"
+        self._next += 1
+        with redis.Redis.from_url(url) as client:
+            client.flushdb()
+        return url
 
 
 def serve_help() -> str:
