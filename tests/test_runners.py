@@ -263,3 +263,21 @@ def test_retention_parses_and_describes_itself(text: str, expected: Retention) -
 def test_retention_rejects_other_forms(text: str) -> None:
     with pytest.raises(ValueError, match="retention"):
         Retention.parse(text)
+
+
+def test_a_read_without_the_lock_is_taken_only_when_nothing_is_due(make_queue: MakeQueue) -> None:
+    queue, clock = make_queue("timed:1,10", concurrency=1)
+    first, second = submit(queue), submit(queue)
+    app = "fal-ai/veo3"
+    idle = queue.store.read_idle(second, app, clock.now())
+    assert idle is not None and idle[0].status is Status.IN_QUEUE and idle[1] == 1
+    assert queue.store.read_idle(second, "fal-ai/veo2", clock.now()) is None  # another app's id
+    clock.advance(1.0)
+    assert queue.store.read_idle(second, app, clock.now()) is None  # both become ready now: the queue must play it
+    views = [queue.status(request_id, app_id=app) for request_id in (first, second)]
+    assert [(v.status, v.queue_position) for v in views] == [(Status.IN_PROGRESS, None), (Status.IN_QUEUE, 0)]
+    idle = queue.store.read_idle(second, app, clock.now())
+    assert idle is not None and idle[1] == 0
+    clock.advance(10.0)
+    assert queue.status(second, app_id=app).status is Status.IN_PROGRESS
+    assert started(queue, second) == 11.0
