@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from fal_emulator.testing import EmulatorProcess
+from tests.redis_server import free_port
 from tests.stores import redis_url
 from tests.test_webhooks import Receiver
 
@@ -76,6 +77,17 @@ def stream(http: httpx.Client, request_id: str, events: queue.Queue[dict[str, An
         for line in answer.iter_lines():
             if line.startswith("data: "):
                 events.put(json.loads(line[len("data: ") :]))
+
+
+def test_an_unreachable_redis_stops_the_start_with_a_clear_error(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    args = ["--store", "redis", "--redis-url", f"redis://127.0.0.1:{port}/0"]
+    server = EmulatorProcess(tmp_path, extra_args=tuple(args))
+    try:
+        with pytest.raises(RuntimeError, match=f"cannot reach Redis at redis://127.0.0.1:{port}/0"):
+            server.start()
+    finally:
+        server.stop()
 
 
 def test_a_request_submitted_on_one_host_is_polled_streamed_and_completed_on_another(

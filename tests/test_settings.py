@@ -37,6 +37,10 @@ def test_the_state_dir_defaults_under_xdg_state_home() -> None:
         ({"FAL_EMULATOR_POLICY": "sometimes"}, "progression policy"),
         ({"FAL_EMULATOR_TIME_SCALE": "0"}, "time_scale"),
         ({"FAL_EMULATOR_HTTPS_PORT": "70000"}, "out of range"),
+        ({"FAL_EMULATOR_CONCURRENCY": "0"}, "concurrency"),
+        ({"FAL_EMULATOR_CONCURRENCY": "two"}, "FAL_EMULATOR_CONCURRENCY"),
+        ({"FAL_EMULATOR_RETENTION": "a while"}, "retention"),
+        ({"FAL_EMULATOR_STORE": "postgres"}, "unknown store"),
     ],
 )
 def test_bad_settings_raise_value_error_naming_them(environ: dict[str, str], message: str) -> None:
@@ -48,3 +52,10 @@ def test_an_unknown_setting_is_ignored_with_a_warning_naming_it() -> None:
     with pytest.warns(UserWarning, match="FAL_EMULATOR_NOPE"):
         settings = Settings.from_env({"FAL_EMULATOR_NOPE": "1", "FAL_EMULATOR_SEED": "4"})
     assert settings.seed == 4
+
+
+def test_the_runner_settings_default_to_no_limit_and_fals_retention() -> None:
+    settings = Settings.from_env({})
+    assert (settings.concurrency, settings.result_retention.describe(), settings.store) == (None, "fal", "memory")
+    chosen = Settings.from_env({"FAL_EMULATOR_CONCURRENCY": "2", "FAL_EMULATOR_RETENTION": "600"})
+    assert (chosen.concurrency, chosen.result_retention.seconds) == (2, 600.0)
