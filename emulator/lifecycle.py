@@ -14,7 +14,7 @@ A failed request is COMPLETED with an error outcome: fal has no FAILED status
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Literal
 
@@ -308,3 +308,52 @@ def result_bytes(outcome: Outcome) -> int:
         return len(jsontext.dumps(outcome.body).encode())
     except (TypeError, ValueError):
         return LARGE_RESULT_BYTES
+
+
+def ready_at(request: Request) -> float | None:
+    """When a queued request may start by its policy (None: not by time, and not yet by polls)."""
+    policy = request.policy
+    if policy.kind == "immediate" or (policy.kind == "polls" and request.polls >= policy.polls):
+        return request.entered_at
+    if policy.kind == "timed":
+        return request.entered_at + policy.queue_seconds
+    return None
+
+
+def finish_at(request: Request) -> float | None:
+    """When a running request finishes by time (None: by polls or by hand)."""
+    if request.started_at is None or request.policy.kind not in ("timed", "immediate"):
+        return None
+    return request.started_at + run_seconds(request)
+
+
+def unchanged_by_poll(request: Request, now: float, poll: bool) -> bool:
+    """Would a status read at `now` (a `poll` or not) leave the request as stored? (Events due aside.)"""
+    if request.status is Status.COMPLETED:
+        return True
+    if poll and request.policy.kind == "polls":
+        return False
+    if request.status is Status.IN_PROGRESS:  # does it reach a new log line by now? (tried on a copy)
+        return not reveal_logs(replace(request, logs=list(request.logs)), now)
+    return True
+
+
+def status_view(request: Request, now: float, position: int | None) -> StatusView:
+    """The status answer for `request` at `now`; `position` is its queue position while IN_QUEUE."""
+    completed = request.status is Status.COMPLETED
+    metrics: JSON = {}
+    if completed and request.metrics is not None:
+        metrics = dict(request.metrics)  # a replayed request's recorded metrics
+    elif completed and request.started_at is not None:
+        metrics["inference_time"] = round((request.completed_at or now) - request.started_at, 3)
+    return StatusView(
+        request_id=request.request_id,
+        endpoint_id=request.endpoint_id,
+        app_id=request.app_id,
+        status=request.status,
+        queue_position=position if request.status is Status.IN_QUEUE else None,
+        logs=list(request.logs),
+        metrics=metrics,
+        error=request.outcome.error if completed else None,
+        error_type=request.outcome.error_type if completed else None,
+    )

@@ -19,10 +19,8 @@ frozen clock freezes everything and `advance()` plays the queue out exactly.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import replace
-from typing import Any, Literal, NamedTuple, Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypeVar
 
 from fal_emulator.clock import Clock
 from fal_emulator.errors import FalError, RequestNotFound, ResultNotReady, client_cancelled, start_timeout
@@ -44,63 +42,23 @@ from fal_emulator.lifecycle import (
     Retention,
     Status,
     StatusView,
+    finish_at,
     log_line,
     next_status,
     order_key,
+    ready_at,
     result_bytes,
     reveal_logs,
-    run_seconds,
+    status_view,
+    unchanged_by_poll,
 )
+from fal_emulator.store import Store, WakeupKind
 
 __all__ = [  # the lifecycle's names stay importable from here
     "JSON", "LARGE_RESULT_BYTES", "PRESETS", "PRIORITY_RANK", "RANK", "TRANSITIONS", "Event", "InvalidTransition",
     "Outcome", "Policy", "PolicyKind", "Priority", "Queue", "Request", "Retention", "Status", "StatusView", "Store",
-    "Wakeup", "WakeupKind", "next_status", "order_key",
+    "next_status", "order_key",
 ]  # fmt: skip
-
-
-WakeupKind = Literal["finish", "ready", "deadline", "expire"]
-# Events due at the same time play out in this order: a finishing run frees its runner before a request
-# becomes ready, and a request that can start at its deadline starts.
-WAKEUP_ORDER: Mapping[WakeupKind, int] = {"finish": 0, "ready": 1, "deadline": 2, "expire": 3}
-WAKEUP_KINDS: Sequence[WakeupKind] = sorted(WAKEUP_ORDER, key=WAKEUP_ORDER.__getitem__)
-
-
-class Wakeup(NamedTuple):
-    """A timed event: at `at` (POSIX seconds) look at `request` again (None: gone, or its row is unreadable)."""
-
-    at: float
-    kind: WakeupKind
-    request: Request | None
-
-
-class Store(Protocol):
-    """Where requests live: by id, in queue order per app, the ready ones in account order, the running
-    count, and timed wake-ups. Every operation is O(log n) in the number of stored requests.
-
-    Implementations: `fal_emulator.store.MemoryStore` (the default), `sqlite_store.SqliteStore`,
-    `redis_store.RedisStore`. The queue calls `schedule` before the `save` that makes the event meaningful,
-    so a store that writes each `save` atomically with the wake-ups scheduled before it stays consistent
-    when its process dies between two writes. `read_idle` is a read without the store's lock: the request
-    of `app_id` and its queue position (None unless queued), or None when it is unknown, of another app, or
-    some event is due by `now` (then the queue takes the lock and plays the events out first).
-    """
-
-    def add(self, request: Request) -> None: ...
-    def get(self, request_id: str) -> Request | None: ...
-    def all(self) -> list[Request]: ...
-    def save(self, request: Request) -> None: ...
-    def delete(self, request: Request) -> None: ...
-    def next_sequence(self) -> int: ...
-    def schedule(self, request: Request, at: float, kind: WakeupKind) -> None: ...
-    def next_due(self, now: float) -> Wakeup | None: ...
-    def first_ready(self) -> Request | None: ...
-    def running_count(self) -> int: ...
-    def queue_position(self, request: Request) -> int: ...
-    def queued_count(self, app_id: str) -> int: ...
-    def read_idle(self, request_id: str, app_id: str, now: float) -> tuple[Request, int | None] | None: ...
-    def transaction(self) -> AbstractContextManager[None]: ...
-    def reset(self) -> None: ...
 
 
 Method = TypeVar("Method", bound=Callable[..., Any])
@@ -226,18 +184,9 @@ class Queue:
         now = self.clock.now()
         if app_id is not None and not self._check_runners:
             seen = self.store.read_idle(request_id, app_id, now)
-            if seen is not None and self._unchanged_by_poll(seen[0], now, poll):
+            if seen is not None and unchanged_by_poll(seen[0], now, poll):
                 return self._view(seen[0], now, position=seen[1])
         return self._status(request_id, now, poll, app_id)
-
-    def _unchanged_by_poll(self, request: Request, now: float, poll: bool) -> bool:
-        if request.status is Status.COMPLETED:
-            return True
-        if poll and request.policy.kind == "polls":
-            return False
-        if request.status is Status.IN_PROGRESS:  # does it reach a new log line by now? (tried on a copy)
-            return not reveal_logs(replace(request, logs=list(request.logs)), now)
-        return True
 
     @transactional
     def _status(self, request_id: str, now: float, poll: bool, app_id: str | None) -> StatusView:
@@ -369,17 +318,17 @@ class Queue:
     def _fire(self, kind: WakeupKind, request: Request, at: float) -> bool:
         """Apply one due event, if it still applies; True when it may let a ready request start."""
         if kind == "finish" and request.status is Status.IN_PROGRESS:
-            finish_at = self._finish_at(request)
-            if finish_at is not None and finish_at > at:  # woken early (a changed policy): wait on
-                self.store.schedule(request, finish_at, "finish")
-            elif finish_at is not None:
+            finishes = finish_at(request)
+            if finishes is not None and finishes > at:  # woken early (a changed policy): wait on
+                self.store.schedule(request, finishes, "finish")
+            elif finishes is not None:
                 self._finish(request, at)
                 return True
         elif kind == "ready" and request.status is Status.IN_QUEUE and not request.ready:
-            ready_at = self._ready_at(request)
-            if ready_at is not None and ready_at > at:
-                self.store.schedule(request, ready_at, "ready")
-            elif ready_at is not None:
+            readies = ready_at(request)
+            if readies is not None and readies > at:
+                self.store.schedule(request, readies, "ready")
+            elif readies is not None:
                 request.ready = True
                 self.store.save(request)
                 return True
@@ -416,29 +365,14 @@ class Queue:
     def _arm(self, request: Request, now: float) -> None:
         """Set `ready` and schedule the policy's next timed step (call before saving the request)."""
         if request.status is Status.IN_QUEUE:
-            ready_at = self._ready_at(request)
-            request.ready = ready_at is not None and ready_at <= now
-            if ready_at is not None and not request.ready:
-                self.store.schedule(request, ready_at, "ready")
+            readies = ready_at(request)
+            request.ready = readies is not None and readies <= now
+            if readies is not None and not request.ready:
+                self.store.schedule(request, readies, "ready")
         elif request.status is Status.IN_PROGRESS:
-            finish_at = self._finish_at(request)
-            if finish_at is not None:
-                self.store.schedule(request, max(finish_at, now), "finish")
-
-    def _ready_at(self, request: Request) -> float | None:
-        """When a queued request may start by its policy (None: not by time, and not yet by polls)."""
-        policy = request.policy
-        if policy.kind == "immediate" or (policy.kind == "polls" and request.polls >= policy.polls):
-            return request.entered_at
-        if policy.kind == "timed":
-            return request.entered_at + policy.queue_seconds
-        return None
-
-    def _finish_at(self, request: Request) -> float | None:
-        """When a running request finishes by time (None: by polls or by hand)."""
-        if request.started_at is None or request.policy.kind not in ("timed", "immediate"):
-            return None
-        return request.started_at + run_seconds(request)
+            finishes = finish_at(request)
+            if finishes is not None:
+                self.store.schedule(request, max(finishes, now), "finish")
 
     def _polled(self, request: Request, now: float) -> None:
         """A status poll: a `polls:N` request counts it and moves on after N of them (other policies do not
@@ -489,9 +423,9 @@ class Queue:
         if request.status is Status.IN_PROGRESS:
             request.started_at = at
             reveal_logs(request, at)
-            finish_at = self._finish_at(request)
-            if finish_at is not None and request.policy.kind == "timed":
-                self.store.schedule(request, finish_at, "finish")
+            finishes = finish_at(request)
+            if finishes is not None and request.policy.kind == "timed":
+                self.store.schedule(request, finishes, "finish")
         elif request.status is Status.COMPLETED:
             request.ready = False
             request.completed_at = at
@@ -512,22 +446,6 @@ class Queue:
         self.store.save(request)
 
     def _view(self, request: Request, now: float, *, position: int | None = None) -> StatusView:
-        queued = request.status is Status.IN_QUEUE
-        if queued and position is None:
+        if request.status is Status.IN_QUEUE and position is None:
             position = self.store.queue_position(request)
-        metrics: JSON = {}
-        if request.status is Status.COMPLETED and request.metrics is not None:
-            metrics = dict(request.metrics)
-        elif request.status is Status.COMPLETED and request.started_at is not None:
-            metrics["inference_time"] = round((request.completed_at or now) - request.started_at, 3)
-        return StatusView(
-            request_id=request.request_id,
-            endpoint_id=request.endpoint_id,
-            app_id=request.app_id,
-            status=request.status,
-            queue_position=position if queued else None,
-            logs=list(request.logs),
-            metrics=metrics,
-            error=request.outcome.error if request.status is Status.COMPLETED else None,
-            error_type=request.outcome.error_type if request.status is Status.COMPLETED else None,
-        )
+        return status_view(request, now, position)

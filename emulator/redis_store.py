@@ -35,8 +35,9 @@ from typing import Any
 
 import redis
 
-from fal_emulator.queue import WAKEUP_KINDS, WAKEUP_ORDER, Request, Status, Wakeup, WakeupKind, order_key
+from fal_emulator.lifecycle import Request, Status, order_key
 from fal_emulator.sqlite_store import UNREADABLE, decode, encode
+from fal_emulator.store import WAKEUP_KINDS, WAKEUP_ORDER, Wakeup, WakeupKind
 
 log = logging.getLogger("fal_emulator.store")
 

@@ -27,17 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from fal_emulator import jsontext
-from fal_emulator.queue import (
-    PRIORITY_RANK,
-    WAKEUP_KINDS,
-    WAKEUP_ORDER,
-    Outcome,
-    Policy,
-    Request,
-    Status,
-    Wakeup,
-    WakeupKind,
-)
+from fal_emulator.lifecycle import PRIORITY_RANK, Outcome, Policy, Request, Status
+from fal_emulator.store import WAKEUP_KINDS, WAKEUP_ORDER, Wakeup, WakeupKind
 
 log = logging.getLogger("fal_emulator.store")
 

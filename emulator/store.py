@@ -1,4 +1,5 @@
-"""The in-memory request store: requests by id, the queue order per app, ready requests, timed wake-ups.
+"""The store interface (`Store`, `Wakeup`), and the in-memory store: requests by id, the queue order per app,
+ready requests, timed wake-ups.
 
 Nothing may cost more as requests pile up, so every index is O(log n):
 - each app's queued requests are a sorted list of their order keys (priority, then submit sequence):
@@ -13,11 +14,56 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Literal, NamedTuple, Protocol
 
 from sortedcontainers import SortedList
 
-from fal_emulator.queue import WAKEUP_KINDS, WAKEUP_ORDER, Request, Status, Wakeup, WakeupKind, order_key
+from fal_emulator.lifecycle import Request, Status, order_key
+
+WakeupKind = Literal["finish", "ready", "deadline", "expire"]
+# Events due at the same time play out in this order: a finishing run frees its runner before a request
+# becomes ready, and a request that can start at its deadline starts.
+WAKEUP_ORDER: Mapping[WakeupKind, int] = {"finish": 0, "ready": 1, "deadline": 2, "expire": 3}
+WAKEUP_KINDS: Sequence[WakeupKind] = sorted(WAKEUP_ORDER, key=WAKEUP_ORDER.__getitem__)
+
+
+class Wakeup(NamedTuple):
+    """A timed event: at `at` (POSIX seconds) look at `request` again (None: gone, or its row is unreadable)."""
+
+    at: float
+    kind: WakeupKind
+    request: Request | None
+
+
+class Store(Protocol):
+    """Where requests live: by id, in queue order per app, the ready ones in account order, the running
+    count, and timed wake-ups. Every operation is O(log n) in the number of stored requests.
+
+    Implementations: `fal_emulator.store.MemoryStore` (the default), `sqlite_store.SqliteStore`,
+    `redis_store.RedisStore`. The queue calls `schedule` before the `save` that makes the event meaningful,
+    so a store that writes each `save` atomically with the wake-ups scheduled before it stays consistent
+    when its process dies between two writes. `read_idle` is a read without the store's lock: the request
+    of `app_id` and its queue position (None unless queued), or None when it is unknown, of another app, or
+    some event is due by `now` (then the queue takes the lock and plays the events out first).
+    """
+
+    def add(self, request: Request) -> None: ...
+    def get(self, request_id: str) -> Request | None: ...
+    def all(self) -> list[Request]: ...
+    def save(self, request: Request) -> None: ...
+    def delete(self, request: Request) -> None: ...
+    def next_sequence(self) -> int: ...
+    def schedule(self, request: Request, at: float, kind: WakeupKind) -> None: ...
+    def next_due(self, now: float) -> Wakeup | None: ...
+    def first_ready(self) -> Request | None: ...
+    def running_count(self) -> int: ...
+    def queue_position(self, request: Request) -> int: ...
+    def queued_count(self, app_id: str) -> int: ...
+    def read_idle(self, request_id: str, app_id: str, now: float) -> tuple[Request, int | None] | None: ...
+    def transaction(self) -> AbstractContextManager[None]: ...
+    def reset(self) -> None: ...
 
 
 class MemoryStore:
