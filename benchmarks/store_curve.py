@@ -70,7 +70,8 @@ def curve(queue: Queue, levels: list[int], samples: int) -> list[tuple[int, floa
             last = queue.submit(app, app, {"prompt": "p"}, OUTPUT, policy=MANUAL, priority=priority).request_id  # type: ignore[arg-type]
         fill = (level - live) / max(time.perf_counter() - started, 1e-9)
         live = level
-        status = p50_us(samples, lambda request_id=last: queue.status(request_id))
+        app = APPS[(level - 1) % 2]  # the app of the last request: the status route names it, as here
+        status = p50_us(samples, lambda request_id=last, app_id=app: queue.status(request_id, app_id=app_id))
 
         def submit_instant() -> None:
             queue.submit(APPS[0], APPS[0], {"prompt": "p"}, OUTPUT, policy=INSTANT)

@@ -219,7 +219,7 @@ class Retention:
         raise ValueError(f"unknown retention {text!r}: use 'fal', 'forever' or a number of seconds > 0")
 
 
-@dataclass
+@dataclass(slots=True)
 class Request:
     """One submitted request and everything the queue knows about it.
 
