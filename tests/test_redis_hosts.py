@@ -174,6 +174,7 @@ def test_kill_9_of_a_host_under_load_loses_nothing(tmp_path: Path, request: pyte
     Every acknowledged submit is then found, every acknowledged cancel holds, and the queue is consistent."""
     url = redis_url(request)
     acknowledged: dict[str, bool] = {}  # request id -> whether a cancel of it was acknowledged
+    submits: list[str] = []  # every acknowledged submit's id: ids from all hosts never collide
     lock = threading.Lock()
     halfway = threading.Event()
     with ExitStack() as stack:
@@ -199,6 +200,7 @@ def test_kill_9_of_a_host_under_load_loses_nothing(tmp_path: Path, request: pyte
                                     mine.append(answer.json()["request_id"])
                                     with lock:
                                         acknowledged[mine[-1]] = False
+                                        submits.append(mine[-1])
                             break
                         except httpx.TransportError:
                             continue
@@ -228,3 +230,4 @@ def test_kill_9_of_a_host_under_load_loses_nothing(tmp_path: Path, request: pyte
             print(f"redis kill -9 under load: {len(acknowledged)} acknowledged, {sum(acknowledged.values())} "
                   f"cancels, {len(lost)} lost, {len(inconsistent)} inconsistent")  # fmt: skip
             assert (lost, inconsistent) == ([], [])
+            assert len(set(submits)) == len(submits)
