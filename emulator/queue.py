@@ -14,13 +14,18 @@ Progression is lazy: every queue operation first plays out, in time order, every
 injected clock (a request becomes ready, a run finishes, a start deadline passes, a result expires),
 starting queued requests on the runners those events free. No background task moves a request, so a
 frozen clock freezes everything and `advance()` plays the queue out exactly.
+
+A runner may need time of its own to produce the output (the emulator renders MP4s): `Queue.finish_gate`,
+when set, is consulted as a request starts, whenever a running request is looked at, and before it takes
+its `finish` step; it holds the request IN_PROGRESS, and its runner busy, until the output exists.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from fal_emulator.clock import Clock
 from fal_emulator.errors import FalError, RequestNotFound, ResultNotReady, client_cancelled, start_timeout
@@ -85,6 +90,20 @@ def transactional(method: Method) -> Method:
     return wrapper  # type: ignore[return-value]
 
 
+class FinishGate(Protocol):
+    """The runner's say in when a running request may finish (`Queue.finish_gate`).
+
+    Called with a request IN_PROGRESS and the clock's time (POSIX seconds) as the request starts (so the
+    runner can begin its work), whenever a running request is looked at, and before its `finish` step.
+    Returns None while the output does not exist yet (the request stays IN_PROGRESS, holding its runner),
+    else `(outcome, ready_at)`: the outcome to complete with (e.g. the planned one with the output file's
+    exact `file_size`) and the clock time from which it may finish (0.0: any time). Must not raise.
+    Only a successful planned outcome is gated: cancel, expiry and an explicit outcome (`fail_now`) are not.
+    """
+
+    def __call__(self, request: Request, now: float) -> tuple[Outcome, float] | None: ...
+
+
 class Queue:
     """Submit, observe, cancel and step requests, and run them on `concurrency` runners (None: as many as
     are ready). All times come from `clock`."""
@@ -100,6 +119,7 @@ class Queue:
         self.retention = retention or Retention()
         self._concurrency = concurrency
         self._check_runners = True  # look for ready requests and free runners at the next operation
+        self.finish_gate: FinishGate | None = None  # None: a request finishes when its policy says
 
     @property
     def concurrency(self) -> int | None:
@@ -184,7 +204,8 @@ class Queue:
         now = self.clock.now()
         if app_id is not None and not self._check_runners:
             seen = self.store.read_idle(request_id, app_id, now)
-            if seen is not None and unchanged_by_poll(seen[0], now, poll):
+            gated = self.finish_gate is not None and seen is not None and seen[0].status is Status.IN_PROGRESS
+            if seen is not None and not gated and unchanged_by_poll(seen[0], now, poll):
                 return self._view(seen[0], now, position=seen[1])
         return self._status(request_id, now, poll, app_id)
 
@@ -192,6 +213,7 @@ class Queue:
     def _status(self, request_id: str, now: float, poll: bool, app_id: str | None) -> StatusView:
         self._wake(now)
         request = self._load(request_id, app_id)
+        self._settle(request, now)
         self._reveal(request, now)
         view = self._view(request, now)
         if poll and request.status is not Status.COMPLETED:
@@ -201,8 +223,10 @@ class Queue:
     @transactional
     def result(self, request_id: str, *, app_id: str | None = None) -> Outcome:
         """The stored outcome. Raises RequestNotFound, or ResultNotReady before COMPLETED."""
-        self._wake(self.clock.now())
+        now = self.clock.now()
+        self._wake(now)
         request = self._load(request_id, app_id)
+        self._settle(request, now)
         if request.status is not Status.COMPLETED:
             raise ResultNotReady(request_id)
         return request.outcome
@@ -217,6 +241,7 @@ class Queue:
         now = self.clock.now()
         self._wake(now)
         request = self._load(request_id, app_id)
+        self._settle(request, now)
         if request.status is Status.COMPLETED:
             return "ALREADY_COMPLETED"
         self._reveal(request, now)
@@ -230,8 +255,8 @@ class Queue:
 
     @transactional
     def complete_now(self, request_id: str, outcome: Outcome | None = None) -> StatusView:
-        """Complete a request now, with `outcome` (or its planned one), whatever the runners. Raises
-        RequestNotFound, InvalidTransition."""
+        """Complete a request now, with `outcome` (or its planned one), whatever the runners; with its planned
+        one, as soon as the runner's output exists (`finish_gate`). Raises RequestNotFound, InvalidTransition."""
         now = self.clock.now()
         self._wake(now)
         request = self._load(request_id)
@@ -241,17 +266,22 @@ class Queue:
             request.outcome = outcome
         if request.status is Status.IN_QUEUE:  # through IN_PROGRESS, so it has run (for 0 s)
             self._start(request, now)
-        self._finish(request, now)
+        if outcome is not None:  # an explicit outcome is not the runner's: no gate
+            self._enter(request, "finish", now)
+        else:
+            self._finish_when_ready(request, now)
         self._dispatch(now)
         return self._view(request, now)
 
     @transactional
     def step(self, request_id: str) -> StatusView:
         """Move a request one state on now, whatever its policy and the runners (a queued request starts
-        even when every runner is busy). Raises RequestNotFound, InvalidTransition."""
+        even when every runner is busy; a running one finishes as soon as its output exists). Raises
+        RequestNotFound, InvalidTransition."""
         now = self.clock.now()
         self._wake(now)
         request = self._load(request_id)
+        self._settle(request, now)
         if request.status is Status.COMPLETED:
             raise InvalidTransition(f"request {request_id} is already COMPLETED")
         if request.status is Status.IN_QUEUE:
@@ -259,7 +289,7 @@ class Queue:
                 self.store.schedule(request, now, "finish")
             self._start(request, now)
         else:
-            self._finish(request, now)
+            self._finish_when_ready(request, now)
             self._dispatch(now)
         return self._view(request, now)
 
@@ -312,18 +342,18 @@ class Queue:
             self._check_runners = False
             self._dispatch(now, everything=True)
         while (wakeup := self.store.next_due(now)) is not None:
-            if wakeup.request is not None and self._fire(wakeup.kind, wakeup.request, wakeup.at):
-                self._dispatch(wakeup.at, wakeup.request)
+            if wakeup.request is not None and (at := self._fire(wakeup.kind, wakeup.request, wakeup.at)):
+                self._dispatch(at, wakeup.request)
 
-    def _fire(self, kind: WakeupKind, request: Request, at: float) -> bool:
-        """Apply one due event, if it still applies; True when it may let a ready request start."""
+    def _fire(self, kind: WakeupKind, request: Request, at: float) -> float | None:
+        """Apply one due event, if it still applies; the time from which it may let a ready request start
+        (None: it cannot)."""
         if kind == "finish" and request.status is Status.IN_PROGRESS:
             finishes = finish_at(request)
             if finishes is not None and finishes > at:  # woken early (a changed policy): wait on
                 self.store.schedule(request, finishes, "finish")
-            elif finishes is not None:
-                self._finish(request, at)
-                return True
+            elif finishes is not None and self._finish(request, at, due=finishes):
+                return request.completed_at
         elif kind == "ready" and request.status is Status.IN_QUEUE and not request.ready:
             readies = ready_at(request)
             if readies is not None and readies > at:
@@ -331,7 +361,7 @@ class Queue:
             elif readies is not None:
                 request.ready = True
                 self.store.save(request)
-                return True
+                return at
         elif kind == "deadline":
             deadline = request.start_deadline
             if request.status is Status.IN_QUEUE and deadline is not None and deadline <= at:
@@ -339,7 +369,7 @@ class Queue:
                 self._enter(request, "expire", at)
         elif request.status is Status.COMPLETED and request.expires_at is not None and request.expires_at <= at:
             self.store.delete(request)
-        return False
+        return None
 
     def _dispatch(self, at: float, changed: Request | None = None, *, everything: bool = False) -> None:
         """Start ready requests, in queue order, while a runner is free. `changed` is the request that has
@@ -387,8 +417,10 @@ class Queue:
             self.store.save(request)
             self._dispatch(now, request)
         elif request.status is Status.IN_PROGRESS and due:
-            self._finish(request, now)
-            self._dispatch(now, request)
+            if self._finish(request, now):
+                self._dispatch(now, request)
+            else:
+                self.store.save(request)
         else:
             reveal_logs(request, now)
             self.store.save(request)
@@ -397,8 +429,40 @@ class Queue:
         request.ready = False
         self._enter(request, "start", at)
 
-    def _finish(self, request: Request, at: float) -> None:
+    def _finish(self, request: Request, at: float, *, due: float | None = None) -> bool:
+        """Finish a running request at `at` (POSIX seconds), unless the runner's output does not exist yet
+        (`finish_gate`): then it stays IN_PROGRESS, holding its runner, is looked at again at the next
+        operation after the clock moves (and whenever it is read), and this returns False. A gated request
+        finishes when its policy was done (`due`, else `at`) or, if later, when its output was ready; never
+        after now."""
+        if self.finish_gate is not None and request.outcome.ok:
+            now = max(at, self.clock.now())
+            ready = self.finish_gate(request, now)
+            if ready is None:
+                self.store.schedule(request, math.nextafter(now, math.inf), "finish")
+                return False
+            request.outcome = ready[0]
+            at = min(max(at if due is None else due, ready[1]), now)
         self._enter(request, "finish", at)
+        return True
+
+    def _finish_when_ready(self, request: Request, now: float) -> None:
+        """A forced finish (`step`, `complete_now`): now, or as soon as the runner's output exists."""
+        if not self._finish(request, now):
+            request.policy = PRESETS["immediate"]
+            self.store.save(request)
+
+    def _settle(self, request: Request, now: float) -> None:
+        """A running request being looked at, with a finish gate: its runner's work goes on (or resumes, after
+        a restart), and once its policy says it is done it finishes as soon as its output exists."""
+        if request.status is not Status.IN_PROGRESS or self.finish_gate is None or not request.outcome.ok:
+            return
+        policy = request.policy
+        due = now if policy.kind == "polls" and request.polls >= policy.polls else finish_at(request)
+        if due is None or due > now:
+            self.finish_gate(request, now)
+        elif self._finish(request, due):
+            self._dispatch(now, request)
 
     # -- transitions ---------------------------------------------------------------------------
 
@@ -423,6 +487,8 @@ class Queue:
         if request.status is Status.IN_PROGRESS:
             request.started_at = at
             reveal_logs(request, at)
+            if self.finish_gate is not None and request.outcome.ok:
+                self.finish_gate(request, at)  # the runner starts its work as the request starts
             finishes = finish_at(request)
             if finishes is not None and request.policy.kind == "timed":
                 self.store.schedule(request, finishes, "finish")

@@ -281,3 +281,19 @@ def test_a_read_without_the_lock_is_taken_only_when_nothing_is_due(make_queue: M
     clock.advance(10.0)
     assert queue.status(second, app_id=app).status is Status.IN_PROGRESS
     assert started(queue, second) == 11.0
+
+
+def test_a_request_held_by_the_finish_gate_keeps_its_runner(make_queue: MakeQueue) -> None:
+    """The runner's output takes time (the renderer): its request stays IN_PROGRESS, holding the one
+    runner, until the gate says the output exists; then the next request starts."""
+    queue, clock = make_queue("timed:0,10", concurrency=1)
+    ready: list[float] = []
+    queue.finish_gate = lambda request, now: (request.outcome, ready[0]) if ready else None
+    first, second = submit(queue), submit(queue)
+    clock.advance(30.0)
+    assert states(queue, first, second) == ["IN_PROGRESS", "IN_QUEUE"]
+    ready.append(T0 + 27.0)  # the output was done at 27 s
+    clock.advance(2.0)
+    assert states(queue, first, second) == ["COMPLETED", "IN_PROGRESS"]
+    assert queue.status(first).metrics == {"inference_time": 27.0}
+    assert started(queue, second) == 27.0
