@@ -8,7 +8,7 @@ unit price (`GET api.fal.ai/v1/models/pricing` gives one `unit_price` per endpoi
 One unit here is one second of silent video at the endpoint's standard rate (the `"*"` `silent` rate in
 `contracts/prices.yaml`, the one file that holds prices), so units x that rate is the cost the price file
 gives: an 8 s 720p `fal-ai/veo3.1` video with audio ($0.40/s against $0.20/s) is 16 units; without audio, 8.
-A request whose input fails validation bills 0 (`fal_emulator.errors.request_validation_error`); other
+A request whose input fails validation bills 0 (`fal_emulator.errors.RequestValidationError`); other
 errors bill nothing and carry no header.
 
     prices = load_price_list()

@@ -86,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--retention", help="how long results are kept: fal (default: 1 h, 6 min if >= 10 KB), forever, or seconds"
     )
+    serve.add_argument(
+        "--validate-at",
+        choices=["runner", "submit"],
+        help="where inputs are validated: runner (default, as fal: 200, then a 422 result) or submit (422 at once)",
+    )
     serve.add_argument("--key", action="append", dest="keys", help="accept only this key (repeatable)")
     serve.add_argument("--public-url", help="base URL put in status_url/response_url/file urls (default: as reached)")
     serve.add_argument(
@@ -165,7 +170,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         for name in (
             "host", "http_port", "https_port", "proxy_port", "state_dir", "policy", "time_scale", "seed", "public_url",
             "prompt_scenarios", "control_token", "store", "redis_url", "render", "render_cache_mb",
-            "replay", "replay_match", "replay_strict", "concurrency", "retention",
+            "replay", "replay_match", "replay_strict", "concurrency", "retention", "validate_at",
         )
     }  # fmt: skip
     keys, allow = getattr(args, "keys", None), getattr(args, "webhook_allow", None)

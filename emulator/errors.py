@@ -1,7 +1,8 @@
 """One error tree; each leaf knows the HTTP status, body and headers fal answers with.
 
     FalError                    any answer in fal's error shape
-     ├── ModelError             {"detail": [{loc, msg, type, url, ctx?, input?}]}   (model errors, 422 validation)
+     ├── ModelError             {"detail": [{loc, msg, type, url, ctx?, input?}]}   (fal's model errors)
+     ├── RequestValidationError 422 {"detail": [{type, loc, msg, input, ctx?}]} (FastAPI's input validation)
      ├── RequestError           {"detail": "...", "error_type": "..."} + X-Fal-Error-Type (infrastructure errors)
      ├── AuthenticationError    401 {"detail": "..."}
      ├── NotFound               404 {"detail": "..."} (unknown endpoint or path)
@@ -84,12 +85,18 @@ class ModelError(FalError):
 BILLABLE_UNITS_HEADER = "x-fal-billable-units"
 
 
-def request_validation_error(items: list[JSON]) -> ModelError:
-    """A request that fails input validation, as fal's apps answer it: 422 `{"detail": items}` with
-    `x-fal-billable-units: 0` (fal's `fal/api/api.py`, its RequestValidationError handler)."""
-    error = ModelError(items)
-    error.headers[BILLABLE_UNITS_HEADER] = "0"
-    return error
+class RequestValidationError(FalError):
+    """FastAPI's answer to a body its pydantic model rejects: `422 {"detail": [pydantic's error items]}`.
+
+    A fal app answers it with `x-fal-billable-units: 0` and no other header (github fal-ai/fal
+    `projects/fal/src/fal/api/api.py`, `request_val_exception_handler`), so it names no `error_type`.
+    """
+
+    status_code = 422
+
+    def __init__(self, items: list[JSON]) -> None:
+        super().__init__({"detail": items}, headers={BILLABLE_UNITS_HEADER: "0"})
+        self.items = items
 
 
 class RequestError(FalError):

@@ -152,9 +152,19 @@ class Outcome:
         return self.status_code == 200
 
     @property
-    def error(self) -> str | None:
-        """The human-readable `error` a COMPLETED status shows (None on success)."""
+    def message(self) -> str | None:
+        """The human-readable message of an error outcome (None on success)."""
         return None if self.ok else FalError(self.body, status_code=self.status_code, headers=self.headers).message
+
+    @property
+    def error(self) -> str | None:
+        """The `error` a COMPLETED status shows: the message of an error that names its `error_type`.
+
+        None on success, and for an app's own answer that names no type (FastAPI's validation 422): that
+        error shows only at the result (fal's CLI tests, `projects/fal/tests/unit/cli/test_api.py`, model an
+        app error as a COMPLETED status without `error`; TanStack/ai PR #396 saw the same on fal).
+        """
+        return self.message if self.error_type else None
 
     @property
     def error_type(self) -> str | None:

@@ -244,7 +244,7 @@ class Runners:
                     reveal_logs(request, at, everything=True)
                     request.logs.append(log_line("Request completed.", at))
                 elif event == "finish":
-                    request.logs.append(log_line(f"Request failed: {request.outcome.error}", at, level="ERROR"))
+                    request.logs.append(log_line(f"Request failed: {request.outcome.message}", at, level="ERROR"))
                 else:
                     request.logs.append(log_line("Request cancelled.", at))
             keep = self.retention.after(result_bytes(request.outcome))

@@ -16,13 +16,13 @@ from typing import Any
 from fal_emulator.billing import header_value, load_price_list
 from fal_emulator.catalog import Catalog, Endpoint, app_id_of
 from fal_emulator.clock import VirtualClock
-from fal_emulator.errors import BILLABLE_UNITS_HEADER, ConnectionDrop, NotFound, RequestError, RequestNotFound
+from fal_emulator.errors import BILLABLE_UNITS_HEADER, ConnectionDrop, FalError, NotFound, RequestError, RequestNotFound
 from fal_emulator.failures import FAILURES
 from fal_emulator.ids import IdSource
 from fal_emulator.inputs import check_input_images
 from fal_emulator.journal import Journal
 from fal_emulator.media import MediaLibrary
-from fal_emulator.queue import Outcome, Policy, Priority, Queue, StatusView, Store
+from fal_emulator.queue import Outcome, Policy, Priority, Queue, Status, StatusView, Store
 from fal_emulator.render.renderer import Renderer
 from fal_emulator.replay import Playback, Replay
 from fal_emulator.scenarios import (
@@ -45,6 +45,8 @@ from fal_emulator.video import FPS, SHORT_SIDE, ClipSpec, clip_for
 
 ANY_ENDPOINT = "*"
 RESOLUTION_OF_SHORT_SIDE = {pixels: name for name, pixels in SHORT_SIDE.items()}  # 720 -> "720p"
+# Seconds a runner spends on an input it refuses (FastAPI rejects the body before the app's code runs).
+REFUSAL_SECONDS = 0.1
 
 
 @functools.lru_cache(maxsize=4096)
@@ -74,6 +76,15 @@ def retry_script(scenario: Scenario, attempts: int, no_retry: bool) -> tuple[tup
         (0.0, f"{reason}: the request is retried on another runner, attempt {n} of {limit}")
         for n in range(2, attempts + 1)
     )
+
+
+def refusal_policy(policy: Policy) -> Policy:
+    """`policy` for a request whose runner refuses its input: it waits in the queue as usual, then runs for at
+    most REFUSAL_SECONDS (timed policies); `polls:N`, `manual` and `immediate` keep their steps."""
+    if policy.kind != "timed":
+        return policy
+    run = min(policy.seconds_in(Status.IN_PROGRESS, 0.0), REFUSAL_SECONDS)
+    return replace(policy, run_seconds=run, seconds_per_unit=0.0)
 
 
 @dataclass(frozen=True)
@@ -148,7 +159,10 @@ class Emulator:
         # (route, endpoint id | "*" | request id) -> what the next calls to that route meet, FIFO (not submit)
         self.route_outcomes: dict[tuple[str, str], deque[Scenario]] = {}
         self.policies: dict[str, Policy] = {}  # endpoint id -> progression policy
-        self._validators = {endpoint.endpoint_id: InputValidator(endpoint.input_schema) for endpoint in catalog}
+        self._validators = {
+            endpoint.endpoint_id: InputValidator(endpoint.input_schema, endpoint.input_schema.get("title"))
+            for endpoint in catalog
+        }
         self._output_cache: dict[tuple[str, str], dict[str, Any]] = {}
         self.prices = load_price_list()
         # a cassette to play back (`--replay`); raises CassetteError for an unreadable one
@@ -298,9 +312,14 @@ class Emulator:
         return output
 
     def submit(self, endpoint_id: str, body: bytes, base_url: str, options: SubmitOptions | None = None) -> Submission:
-        """Validate and enqueue a request; returns its submit-time state and how long to delay the answer.
+        """Enqueue a request; returns its submit-time state and how long to delay the answer.
 
-        Raises NotFound (unknown endpoint), ModelError (422 bad input), ScenarioError (bad scenario),
+        As on fal, any JSON body is accepted: an input the runner refuses completes (after a short run) with
+        the runner's 422. With `validate_at="submit"` that 422 is raised here instead.
+
+        Raises NotFound (unknown endpoint), RequestValidationError (422: a body that is not JSON; any bad input
+        with `validate_at="submit"`), ModelError (422: an unusable input image, with `validate_at="submit"`),
+        ScenarioError (bad scenario),
         FalError (a scenario's 401/403/429, or 429 when `max_queue_length` requests already wait),
         GatewayError (an ingress scenario) and ConnectionDrop (a `drop` scenario: nothing is enqueued).
         """
@@ -327,26 +346,46 @@ class Emulator:
             raise rejection_error(scenario.rejection)
         if options.max_queue_length is not None and self.queue.queued_count(endpoint.app_id) > options.max_queue_length:
             raise queue_full(options.max_queue_length)
-        self._validators[endpoint.endpoint_id].validate(arguments)
-        image = check_input_images(arguments, self.uploads.read_url)
-        base = self.settings.public_url or base_url
         attempts, last_fails = scenario.attempts(no_retry=options.no_retry)
-        planned = scenario if last_fails else replace(scenario, failure=None)  # retried into a success
-        outcome, spec = self._outcome(endpoint, arguments, image, base, planned)
+        policy = scenario.policy or self.policies.get(endpoint.endpoint_id)
+        script: tuple[tuple[float, str], ...] = ()  # no model log lines for an input the runner refuses
+        try:
+            values, image = self.runner_input(endpoint, arguments)
+        except FalError as refused:  # FastAPI's 422, or a model error for an input image
+            if self.settings.validate_at == "submit":
+                raise
+            outcome, units, attempts = Outcome.failure(refused), 0.0, 1  # the first runner answers it: no retry
+            policy = refusal_policy(policy or self.queue.policy)
+        else:
+            planned = scenario if last_fails else replace(scenario, failure=None)  # retried into a success
+            outcome, spec = self._outcome(endpoint, values, image, self.settings.public_url or base_url, planned)
+            units = float(spec.duration)
+            script = retry_script(scenario, attempts, options.no_retry) + run_script(endpoint.app_id, spec)
         view = self.queue.submit(
             endpoint.endpoint_id,
             endpoint.app_id,
             arguments,
             outcome,
-            policy=scenario.policy or self.policies.get(endpoint.endpoint_id),
-            units=spec.duration,
-            script=retry_script(scenario, attempts, options.no_retry) + run_script(endpoint.app_id, spec),
+            policy=policy,
+            units=units,
+            script=script,
             start_timeout=options.start_timeout,
             webhook_url=options.webhook_url,
             scenario=scenario.describe() or None,
             priority=options.priority,
         )
         return Submission(view, delay, scenario, self.answer_ids.new() if attempts > 1 else None)
+
+    def runner_input(self, endpoint: Endpoint, arguments: Any) -> tuple[dict[str, Any], tuple[int, int] | None]:
+        """What the endpoint's runner makes of a body before it generates anything.
+
+        FastAPI validates it with the endpoint's pydantic model (lax mode), then the app reads the input images
+        it can (`data:` URIs, uploads). Returns the validated values (coerced, defaults filled in: what the
+        clip choice uses) and the first image's (width, height). Raises RequestValidationError (422, FastAPI's
+        detail list) or ModelError (422 `image_load_error`, `file_too_large`, ...).
+        """
+        values = self._validators[endpoint.endpoint_id].validate(arguments)
+        return values, check_input_images(values, self.uploads.read_url)
 
     def _enqueue_played(
         self, endpoint: Endpoint, arguments: Any, played: Playback, options: SubmitOptions

@@ -27,6 +27,7 @@
 | retention        | FAL_EMULATOR_RETENTION         | fal: 1 h after completion, 6 min for results >= 10 KB |
 | openapi_dir      | FAL_EMULATOR_OPENAPI_DIR       | the project's openapi/           |
 | fixtures_dir     | FAL_EMULATOR_FIXTURES_DIR      | the project's fixtures/          |
+| validate_at      | FAL_EMULATOR_VALIDATE_AT       | runner (as fal: a 422 result); submit: 422 at once |
 
 Nothing reads the environment at import time; `Settings.from_env()` is called by the CLI or the app
 factory. Malformed values raise ValueError naming them; an unknown `FAL_EMULATOR_*` variable is
@@ -50,6 +51,7 @@ PREFIX = "FAL_EMULATOR_"
 STORES = ("memory", "sqlite", "redis")
 RENDER_MODES = ("on", "off")
 REPLAY_MATCHES = ("input", "endpoint")
+VALIDATE_AT = ("runner", "submit")
 
 
 def default_state_dir(environ: Mapping[str, str]) -> Path:
@@ -84,12 +86,15 @@ class Settings:
     retention: str = "fal"
     openapi_dir: Path = OPENAPI_DIR
     fixtures_dir: Path = FIXTURES_DIR
+    validate_at: str = "runner"
 
     def __post_init__(self) -> None:
         Policy.parse(self.policy)  # raises ValueError for an unknown policy
         Retention.parse(self.retention)
         if self.concurrency is not None and self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1 (unset: no limit), got {self.concurrency}")
+        if self.validate_at not in VALIDATE_AT:
+            raise ValueError(f"unknown validate_at {self.validate_at!r}: use {' or '.join(VALIDATE_AT)}")
         if self.store not in STORES:
             raise ValueError(f"unknown store {self.store!r}: use {', '.join(STORES)}")
         if self.render not in RENDER_MODES:

@@ -1,102 +1,83 @@
-"""Input validation: JSON Schema (the jsonschema library) -> fal's 422 `detail` list.
+"""Input validation as a fal runner does it: FastAPI + pydantic v2 (lax mode) -> fal's 422 `detail` list.
 
-fal's model servers are FastAPI/pydantic apps, so a bad input answers
-`422 {"detail": [{"loc": ["body", "aspect_ratio"], "msg": "Input should be '16:9' or '9:16'",
-"type": "literal_error", "url": ..., "ctx": {...}, "input": ...}]}`. The `type` names below are
-pydantic v2's. Sources: https://fal.ai/docs/documentation/model-apis/errors.md; fal's
-`fal/api/api.py` (RequestValidationError -> 422 + `x-fal-billable-units: 0`).
+A fal app's endpoint takes one pydantic model as its body (`fal_emulator.models` builds it from the
+endpoint's input schema in `openapi/`). FastAPI validates the parsed JSON body against it and answers a
+rejected body with `422 {"detail": [{"type", "loc", "msg", "input", "ctx"?}]}`: pydantic's own error items,
+taken with `include_url=False` (so no `url`), `loc` prefixed by `"body"`; a `null` (or empty) body is one
+`missing` item at `["body"]`. fal's handler adds `x-fal-billable-units: 0`.
+
+Sources: FastAPI 0.136 `fastapi/_compat/v2.py` (`ModelField.validate`, `_regenerate_error_with_loc`),
+`fastapi/dependencies/utils.py` (`_validate_value_with_model_field`), `fastapi/routing.py` (`json_invalid`);
+github fal-ai/fal `projects/fal/src/fal/api/api.py` (`request_val_exception_handler`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from fal_emulator.errors import JSON, error_item, request_validation_error
-
-TYPE_ERRORS = {
-    "string": ("string_type", "Input should be a valid string"),
-    "integer": ("int_type", "Input should be a valid integer"),
-    "number": ("float_type", "Input should be a valid number"),
-    "boolean": ("bool_type", "Input should be a valid boolean"),
-    "array": ("list_type", "Input should be a valid list"),
-    "object": ("dict_type", "Input should be a valid dictionary"),
-    "null": ("none_required", "Input should be None"),
-}
-ROOT_OBJECT_ERROR = ("model_attributes_type", "Input should be a valid dictionary or object to extract fields from")
-
-CONSTRAINT_ERRORS: dict[str, Callable[[Any], tuple[str, str, JSON]]] = {
-    "minItems": lambda v: ("too_short", f"List should have at least {v} item{'s' * (v != 1)}", {"min_length": v}),
-    "maxItems": lambda v: ("too_long", f"List should have at most {v} item{'s' * (v != 1)}", {"max_length": v}),
-    "minLength": lambda v: ("string_too_short", f"String should have at least {v} characters", {"min_length": v}),
-    "maxLength": lambda v: ("string_too_long", f"String should have at most {v} characters", {"max_length": v}),
-    "minimum": lambda v: ("greater_than_equal", f"Input should be greater than or equal to {v}", {"ge": v}),
-    "maximum": lambda v: ("less_than_equal", f"Input should be less than or equal to {v}", {"le": v}),
-    "exclusiveMinimum": lambda v: ("greater_than", f"Input should be greater than {v}", {"gt": v}),
-    "exclusiveMaximum": lambda v: ("less_than", f"Input should be less than {v}", {"lt": v}),
-}
+from fal_emulator.errors import JSON, RequestValidationError
+from fal_emulator.models import model_from_schema
 
 
-def _expected(values: list[Any]) -> str:
-    quoted = [repr(value) if isinstance(value, str) else json.dumps(value) for value in values]
-    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+def _jsonable(value: Any) -> Any:
+    """What FastAPI's `jsonable_encoder` (with fal's custom encoders) makes of an error item's values."""
+    if isinstance(value, BaseException):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
-def _items(error: ValidationError) -> list[JSON]:
-    loc: list[str | int] = ["body", *error.absolute_path]
-    kind, instance = error.validator, error.instance
-    value: Any = error.validator_value
-    if kind == "required":
-        missing = [name for name in value if isinstance(instance, dict) and name not in instance]
-        return [error_item([*loc, name], "Field required", "missing") for name in missing]
-    if kind == "type":
-        expected = value if isinstance(value, str) else value[0]
-        type_, msg = ROOT_OBJECT_ERROR if expected == "object" and len(loc) == 1 else TYPE_ERRORS[expected]
-        return [error_item(loc, msg, type_, input_=instance)]
-    if kind == "enum":
-        expected = _expected(list(value))
-        msg = f"Input should be {expected}"
-        return [error_item(loc, msg, "literal_error", input_=instance, ctx={"expected": expected})]
-    if kind in CONSTRAINT_ERRORS:
-        type_, msg, ctx = CONSTRAINT_ERRORS[str(kind)](value)
-        return [error_item(loc, msg, type_, input_=instance, ctx=ctx)]
-    return [error_item(loc, error.message, "value_error", input_=instance)]
+def missing_body() -> JSON:
+    """FastAPI's item for a required body that is absent or `null` (`get_missing_field_error`)."""
+    return {"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}
+
+
+@functools.lru_cache(maxsize=256)
+def _model(schema_text: str, name: str | None) -> type[BaseModel]:
+    """One model per distinct schema: every Emulator (and test) built from the same documents shares it."""
+    return model_from_schema(json.loads(schema_text), name)
 
 
 class InputValidator:
-    """Validates inputs of one endpoint against its input schema."""
+    """Validates the inputs of one endpoint with the pydantic model of its input schema, as its runner would."""
 
-    def __init__(self, schema: Mapping[str, Any]) -> None:
-        self._validator = Draft202012Validator(schema)
-        self._order = {name: index for index, name in enumerate(schema.get("properties", {}))}
+    def __init__(self, schema: Mapping[str, Any], name: str | None = None) -> None:
+        self.model: type[BaseModel] = _model(json.dumps(schema), name)  # key order kept: it is the field order
 
-    def _position(self, item: JSON) -> tuple[int, str]:
-        """Sort key: the field's place in the schema (pydantic reports fields in declaration order)."""
-        loc = item["loc"]
-        field = loc[1] if len(loc) > 1 else ""
-        return self._order.get(str(field), len(self._order)), json.dumps(loc[2:])
+    def _check(self, instance: Any) -> tuple[dict[str, Any] | None, list[JSON]]:
+        if instance is None:
+            return None, [missing_body()]
+        try:
+            validated = self.model.model_validate(instance, from_attributes=True)
+        except ValidationError as exc:
+            items = [{**item, "loc": ["body", *item["loc"]]} for item in exc.errors(include_url=False)]
+            return None, [_jsonable(item) for item in items]
+        return validated.model_dump(by_alias=True), []
 
     def errors(self, instance: Any) -> list[JSON]:
-        """fal `detail` items for every problem in `instance` (empty when it is valid), in schema order."""
-        items: list[JSON] = []
-        for error in self._validator.iter_errors(instance):
-            # jsonschema reports `required` once per missing field, each naming all of them: keep one of each.
-            items.extend(item for item in _items(error) if item not in items)
-        # A value outside an enum is one `literal_error` (as pydantic says it), not also a type error.
-        literal_locs = [item["loc"] for item in items if item["type"] == "literal_error"]
-        items = [item for item in items if item["type"] == "literal_error" or item["loc"] not in literal_locs]
-        return sorted(items, key=self._position)
+        """fal's `detail` items for every problem in `instance` (parsed JSON), in field order; [] when valid."""
+        return self._check(instance)[1]
 
-    def validate(self, instance: Any) -> None:
-        """Raises ModelError (422) listing every problem in `instance`."""
-        items = self.errors(instance)
-        if items:
-            raise request_validation_error(items)
+    def validate(self, instance: Any) -> dict[str, Any]:
+        """The validated (coerced) input, every declared field present (defaults filled in, unknown fields dropped).
+
+        Raises RequestValidationError (422) listing every problem in `instance`.
+        """
+        values, items = self._check(instance)
+        if values is None:
+            raise RequestValidationError(items)
+        return values
 
 
 def _reject_constant(name: str) -> Any:
@@ -111,13 +92,13 @@ def _finite_float(text: str) -> float:
 
 
 def parse_json_body(raw: bytes) -> Any:
-    """Decode a request body as JSON the way FastAPI does. Raises ModelError (422) when it is not JSON.
+    """Decode a request body as JSON the way FastAPI does. Raises RequestValidationError (422) when it is not JSON.
 
-    An empty body is `missing`; anything else that is not strict JSON (malformed text, `NaN`, numbers
-    out of range, lone surrogates, nesting too deep for the parser) is `json_invalid`.
+    An empty body is `missing` (input null); anything else that is not strict JSON (malformed text, `NaN`,
+    numbers out of range, lone surrogates, nesting too deep for the parser) is `json_invalid`.
     """
     if not raw.strip():
-        raise request_validation_error([error_item(["body"], "Field required", "missing")])
+        raise RequestValidationError([missing_body()])
     try:
         value = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
         json.dumps(value, ensure_ascii=False).encode("utf-8")  # lone surrogates cannot be UTF-8
@@ -128,6 +109,5 @@ def parse_json_body(raw: bytes) -> Any:
         position, reason = getattr(exc, "start", 0), str(getattr(exc, "reason", exc))
     except (ValueError, RecursionError) as exc:
         position, reason = 0, str(exc) if isinstance(exc, ValueError) else "nesting too deep"
-    raise request_validation_error(
-        [error_item(["body", position], "JSON decode error", "json_invalid", input_={}, ctx={"error": reason})]
-    )
+    item = {"type": "json_invalid", "loc": ["body", position], "msg": "JSON decode error", "input": {}}
+    raise RequestValidationError([{**item, "ctx": {"error": reason}}])

@@ -12,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from fal_emulator.inputs import check_input_images
-from tests.conftest import KEY
+from tests.conftest import KEY, ClientFactory
 
 ENDPOINT = "fal-ai/veo3.1/fast/image-to-video"
 
@@ -39,9 +39,12 @@ def png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
-def submit(client: TestClient, image_url: str) -> tuple[int, Any]:
+def refusal(client: TestClient, image_url: str) -> tuple[int, Any]:
+    """The result of a request with `image_url` (the runner reads the image; `client` completes at once)."""
     response = client.post(f"/{ENDPOINT}", json={"prompt": "p", "image_url": image_url}, headers=KEY)
-    return response.status_code, response.json()
+    assert response.status_code == 200
+    result = client.get(response.json()["response_url"], headers=KEY)
+    return result.status_code, result.json()
 
 
 @pytest.mark.parametrize(
@@ -55,8 +58,10 @@ def submit(client: TestClient, image_url: str) -> tuple[int, Any]:
     ],
     ids=["bad-base64", "text", "svg", "decompression-bomb", "over-8-mb"],
 )
-def test_unusable_inline_images_are_422_model_errors(client: TestClient, image_url: str, error_type: str) -> None:
-    status, answer = submit(client, image_url)
+def test_unusable_inline_images_are_422_model_errors(
+    make_client: ClientFactory, image_url: str, error_type: str
+) -> None:
+    status, answer = refusal(make_client(policy="instant"), image_url)
     assert status == 422
     [item] = answer["detail"]
     assert (item["loc"], item["type"]) == (["body", "image_url"], error_type)

@@ -66,8 +66,13 @@ QUEUE_OPERATIONS = ("submit", "status", "streamStatus", "cancel", "result")
 # JSON Schema keywords newer than OpenAPI 3.0 that fal's documents (``examples``) and ours (the SSE event's
 # ``contentMediaType``/``contentSchema``, which Schemathesis reads) put in schema objects.
 NEWER_KEYWORDS = frozenset({"examples", "contentMediaType", "contentSchema"})
+NULL = {"type": "null"}  # fal's pydantic form of an optional field: anyOf [T, {type: "null"}] (JSON Schema 2020-12)
 
-# Seed endpoints: field order (== the complete field set), required list, enums (seed order) and defaults.
+# Seed endpoints: field order (== the complete field set), required list, enums (seed order) and defaults. The
+# seed stands for its own fields; `from_types` are the fields @fal-ai/client 1.10.1's endpoints.d.ts adds
+# (tests/test_client_types.py compares every document with those types).
+SAFETY_TOLERANCE = ["1", "2", "3", "4", "5", "6"]
+FROM_TYPES_I2V = ["negative_prompt", "seed", "auto_fix", "safety_tolerance"]
 SEEDS: dict[str, dict[str, Any]] = {
     "fal-ai/veo2/image-to-video": {
         "order": ["prompt", "image_url", "aspect_ratio", "duration"],
@@ -76,6 +81,7 @@ SEEDS: dict[str, dict[str, Any]] = {
             "aspect_ratio": ["auto", "auto_prefer_portrait", "16:9", "9:16"],
             "duration": ["5s", "6s", "7s", "8s"],
         },
+        "from_types": [],
         "defaults": {"aspect_ratio": "auto", "duration": "5s"},
         "types": {"prompt": "string", "image_url": "string"},
     },
@@ -89,40 +95,66 @@ SEEDS: dict[str, dict[str, Any]] = {
             "generate_audio",
             "seed",
             "auto_fix",
+            "safety_tolerance",
             "image_urls",
         ],
+        "from_types": ["safety_tolerance"],
         "required": ["prompt", "image_urls"],
-        "enums": {"aspect_ratio": ["16:9", "9:16"], "duration": ["8s"], "resolution": ["720p", "1080p"]},
+        "enums": {
+            "aspect_ratio": ["16:9", "9:16"],
+            "duration": ["8s"],
+            "resolution": ["720p", "1080p"],
+            "safety_tolerance": SAFETY_TOLERANCE,
+        },
         "defaults": {
             "aspect_ratio": "16:9",
             "duration": "8s",
             "resolution": "720p",
             "generate_audio": True,
             "auto_fix": False,
+            "safety_tolerance": "4",
         },
         "types": {"negative_prompt": "string", "seed": "integer", "auto_fix": "boolean", "image_urls": "array"},
     },
     "fal-ai/veo3.1/fast/image-to-video": {
-        "order": ["prompt", "image_url", "aspect_ratio", "duration", "generate_audio", "resolution"],
+        "order": ["prompt", "image_url", "aspect_ratio", "duration", "generate_audio", "resolution", *FROM_TYPES_I2V],
+        "from_types": FROM_TYPES_I2V,
         "required": ["prompt", "image_url"],
         "enums": {
             "aspect_ratio": ["auto", "9:16", "16:9", "1:1"],
             "duration": ["4s", "6s", "8s"],
             "resolution": ["720p", "1080p"],
+            "safety_tolerance": SAFETY_TOLERANCE,
         },
-        "defaults": {"aspect_ratio": "auto", "duration": "8s", "generate_audio": True, "resolution": "720p"},
-        "types": {"generate_audio": "boolean"},
+        "defaults": {
+            "aspect_ratio": "auto",
+            "duration": "8s",
+            "generate_audio": True,
+            "resolution": "720p",
+            "auto_fix": False,
+            "safety_tolerance": "4",
+        },
+        "types": {"generate_audio": "boolean", "seed": "integer", "negative_prompt": "string"},
     },
     "fal-ai/veo3/image-to-video": {
-        "order": ["prompt", "image_url", "aspect_ratio", "duration", "generate_audio", "resolution"],
+        "order": ["prompt", "image_url", "aspect_ratio", "duration", "generate_audio", "resolution", *FROM_TYPES_I2V],
+        "from_types": FROM_TYPES_I2V,
         "required": ["prompt", "image_url"],
         "enums": {
             "aspect_ratio": ["16:9", "9:16", "auto"],
             "duration": ["4s", "6s", "8s"],
             "resolution": ["720p", "1080p"],
+            "safety_tolerance": SAFETY_TOLERANCE,
         },
-        "defaults": {"aspect_ratio": "auto", "duration": "8s", "generate_audio": True, "resolution": "720p"},
-        "types": {"generate_audio": "boolean"},
+        "defaults": {
+            "aspect_ratio": "auto",
+            "duration": "8s",
+            "generate_audio": True,
+            "resolution": "720p",
+            "auto_fix": False,
+            "safety_tolerance": "4",
+        },
+        "types": {"generate_audio": "boolean", "seed": "integer", "negative_prompt": "string"},
     },
 }
 
@@ -180,13 +212,13 @@ SEED_EXAMPLES: dict[str, dict[str, Any]] = {
 }
 SEED_EXAMPLES["fal-ai/veo3/image-to-video"] = SEED_EXAMPLES["fal-ai/veo3.1/fast/image-to-video"]
 
-# Expectations from fal-protocol.md §7 for the non-seed endpoints: (aspect_ratio enum, resolution enum or None,
-# duration enum, auto_fix default, has safety_tolerance).
+# Expectations from fal-protocol.md §7 and endpoints.d.ts for the non-seed endpoints: (aspect_ratio enum,
+# resolution enum or None, duration enum, auto_fix default, has safety_tolerance).
 V3X_DURATIONS = ["4s", "6s", "8s"]
 CATALOGUE: dict[str, tuple[list[str], list[str] | None, list[str], bool, bool]] = {
     "fal-ai/veo2": (["16:9", "9:16", "1:1"], None, ["5s", "6s", "7s", "8s"], True, False),
-    "fal-ai/veo3": (["16:9", "9:16"], ["720p", "1080p"], V3X_DURATIONS, True, False),
-    "fal-ai/veo3/fast": (["16:9", "9:16"], ["720p", "1080p"], V3X_DURATIONS, True, False),
+    "fal-ai/veo3": (["16:9", "9:16"], ["720p", "1080p"], V3X_DURATIONS, True, True),
+    "fal-ai/veo3/fast": (["16:9", "9:16"], ["720p", "1080p"], V3X_DURATIONS, True, True),
     "fal-ai/veo3.1": (["16:9", "9:16"], ["720p", "1080p", "4k"], V3X_DURATIONS, True, True),
     "fal-ai/veo3.1/fast": (["16:9", "9:16"], ["720p", "1080p", "4k"], V3X_DURATIONS, True, True),
     "fal-ai/veo3.1/image-to-video": (["auto", "16:9", "9:16"], ["720p", "1080p", "4k"], V3X_DURATIONS, False, True),
@@ -287,17 +319,31 @@ def validator_for(doc: dict[str, Any], name: str) -> Draft7Validator:
 
 
 def _without_schema_examples(node: Any) -> Any:
-    """Drop the JSON Schema keywords newer than OpenAPI 3.0 (``NEWER_KEYWORDS``) from schema objects.
+    """Drop the JSON Schema keywords newer than OpenAPI 3.0 (``NEWER_KEYWORDS``) from schema objects, and write
+    fal's nullable ``anyOf [T, {type: "null"}]`` as OpenAPI 3.0's ``T`` + ``nullable: true``.
 
-    fal's documents declare ``openapi: 3.0.4`` yet put JSON-Schema ``examples`` into schema objects, which the strict
-    OpenAPI 3.0 meta-schema rejects; ours do the same with the SSE event's ``contentMediaType``/``contentSchema``.
-    Everything else must pass that meta-schema.
+    fal's documents declare ``openapi: 3.0.4`` yet put JSON-Schema ``examples`` and pydantic's ``{type: "null"}``
+    into schema objects, which the strict OpenAPI 3.0 meta-schema rejects; ours do the same with the SSE event's
+    ``contentMediaType``/``contentSchema``. Everything else must pass that meta-schema.
     """
     if isinstance(node, dict):
+        branches = node.get("anyOf")
+        if isinstance(branches, list) and NULL in branches and len(branches) == 2:
+            (other,) = (branch for branch in branches if branch != NULL)
+            node = {**{key: value for key, value in node.items() if key != "anyOf"}, **other, "nullable": True}
         return {key: _without_schema_examples(value) for key, value in node.items() if key not in NEWER_KEYWORDS}
     if isinstance(node, list):
         return [_without_schema_examples(item) for item in node]
     return node
+
+
+def declared_type(prop: dict[str, Any]) -> str:
+    """A property's JSON type; for fal's nullable ``anyOf [{type: T}, {type: "null"}]`` it is T."""
+    if "anyOf" in prop:
+        others = [branch for branch in prop["anyOf"] if branch != NULL]
+        assert len(others) == 1 and NULL in prop["anyOf"], prop
+        return str(others[0]["type"])
+    return str(prop["type"])
 
 
 def iter_operations(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -524,13 +570,15 @@ def test_input_schema_style(name: str) -> None:
     assert "prompt" in schema["required"]
     for key, prop in properties.items():
         assert prop["title"] == " ".join(part.capitalize() for part in key.split("_")), key
-        assert prop["type"] in {"string", "boolean", "integer", "array"}, key
+        assert declared_type(prop) in {"string", "boolean", "integer", "array"}, key
+        if "anyOf" in prop:  # only optional fields without a default are nullable (pydantic's `T | None = None`)
+            assert key not in schema["required"] and "default" not in prop, key
         assert isinstance(prop["description"], str), key
         assert prop["description"], key
-        if prop["type"] == "array":
+        if declared_type(prop) == "array":
             assert prop["items"] == {"type": "string"}, key
         if "enum" in prop:
-            assert prop["type"] == "string", key
+            assert declared_type(prop) == "string", key
             assert all(isinstance(value, str) for value in prop["enum"]), key
         if "default" in prop:
             assert Draft7Validator(prop).is_valid(prop["default"]), key
@@ -557,13 +605,14 @@ def test_seed_endpoints_match_their_seeds(eid: str) -> None:
     properties: dict[str, dict[str, Any]] = schema["properties"]
     assert list(properties) == expected["order"]
     assert schema["x-fal-order-properties"] == expected["order"]
+    assert set(expected["from_types"]) <= set(expected["order"])
     assert schema["required"] == expected["required"]
     enums = {key: prop["enum"] for key, prop in properties.items() if "enum" in prop}
     assert enums == expected["enums"]
     defaults = {key: prop["default"] for key, prop in properties.items() if "default" in prop}
     assert defaults == expected["defaults"]
     for key, type_ in expected["types"].items():
-        assert properties[key]["type"] == type_, key
+        assert declared_type(properties[key]) == type_, key
     for key, description in SEED_DESCRIPTIONS.get(eid, {}).items():
         assert properties[key]["description"] == description, key
     example = submit_operation(doc)["requestBody"]["content"]["application/json"]["example"]
@@ -592,8 +641,8 @@ def test_catalogue_endpoints_follow_the_catalogue(eid: str) -> None:
     )
     assert properties["auto_fix"]["type"] == "boolean"
     assert properties["auto_fix"]["default"] is auto_fix
-    assert properties["negative_prompt"]["type"] == "string"
-    assert properties["seed"]["type"] == "integer"
+    assert properties["negative_prompt"]["anyOf"] == [{"type": "string"}, NULL]
+    assert properties["seed"]["anyOf"] == [{"type": "integer"}, NULL]
     if resolutions is None:
         assert "resolution" not in properties
         assert "generate_audio" not in properties

@@ -69,11 +69,13 @@ def test_an_uploaded_image_is_an_input_and_auto_follows_its_shape(make_client: C
     assert result["video"]["file_name"] == "720x1280_8s_audio.mp4"
 
 
-def test_an_uploaded_file_that_is_not_an_image_is_image_load_error(client: TestClient) -> None:
+def test_an_uploaded_file_that_is_not_an_image_is_image_load_error(make_client: ClientFactory) -> None:
+    client = make_client(policy="instant")
     image_url = initiate_and_put(client, b"not an image", "x.png", "image/png")
     response = client.post("/fal-ai/veo3/image-to-video", json={"prompt": "p", "image_url": image_url}, headers=KEY)
-    assert response.status_code == 422
-    assert response.json()["detail"][0]["type"] == "image_load_error"
+    result = client.get(response.json()["response_url"], headers=KEY)  # the runner reads the image
+    assert result.status_code == 422
+    assert result.json()["detail"][0]["type"] == "image_load_error"
 
 
 def test_uploads_outlive_the_process_and_reset_deletes_them(make_client: ClientFactory, tmp_path: Path) -> None:
