@@ -138,16 +138,6 @@ def test_async_client_subscribe(fal: Any, server: EmulatorProcess, endpoint_id: 
     check_output(output, endpoint_id, server)
 
 
-@pytest.mark.parametrize("endpoint_id", list(SEED_REQUESTS))
-def test_validation_errors_raise_fal_client_http_error_422(fal: Any, endpoint_id: str) -> None:
-    arguments = {key: value for key, value in SEED_REQUESTS[endpoint_id].items() if key != "prompt"}
-    with pytest.raises(fal.FalClientHTTPError) as caught:
-        fal.submit(endpoint_id, arguments=arguments)
-    assert caught.value.status_code == 422
-    assert caught.value.message[0]["loc"] == ["body", "prompt"]
-    assert caught.value.response_headers["x-fal-request-id"]
-
-
 def test_env_command_prints_the_exports_for_the_running_server(server: EmulatorProcess) -> None:
     from fal_emulator.exports import env_lines, running_server
 
