@@ -12,19 +12,26 @@ from __future__ import annotations
 import functools
 import json
 import ssl
+import time
 from typing import Any
 
 import requests
 import schemathesis
 from schemathesis import Case, CheckContext, Response
 
+from fal_emulator.catalog import endpoint_from_document
 from fal_emulator.contracts import rules
 from fal_emulator.contracts.sse import parse_events
+from fal_emulator.errors import RequestValidationError
+from fal_emulator.validation import InputValidator, parse_json_body
 
 API_OPERATIONS = frozenset({"submit", "status", "streamStatus", "cancel", "result"})
 NOT_JSON = object()
 # Set by the kit on a status-stream answer it stopped reading (at most N events or S seconds); never on the wire.
 CUT_SHORT_HEADER = "x-fal-contracts-cut-short"
+FOLLOW_SECONDS = 60.0  # how long a refused input may take to complete (seconds of the target's time)
+POLL_PAUSES = (0.01, 0.5)  # seconds between two polls that saw the same status: the first, doubling to the last
+FOLLOWS_PER_ENDPOINT = 5  # refused inputs followed to their result, per endpoint (each costs a few requests)
 
 
 class RuleBroken(AssertionError):
@@ -36,16 +43,23 @@ class RuleBroken(AssertionError):
 
 
 class _Run:
-    """What the checks share during one run: the TLS trust for downloads, and the bytes served per url."""
+    """What the checks share during one run: the TLS trust for downloads, the bytes served per url, each
+    endpoint's input model and how many refused inputs were followed to their result."""
 
     verify: str | bool = True
     served: dict[str, int]
+    validators: dict[str, InputValidator]
+    followed: dict[str, int]
+    http: requests.Session
 
 
 def begin_run(verify: str | bool) -> None:
     """Start a run against a target trusting `verify` (a CA bundle path, or a bool)."""
     _Run.verify = verify
     _Run.served = {}
+    _Run.validators = {}
+    _Run.followed = {}
+    _Run.http = requests.Session()  # one connection pool (and TLS context) for every follow-up request
 
 
 begin_run(True)
@@ -198,6 +212,83 @@ def file_size_matches(ctx: CheckContext, response: Response, case: Case[Any]) ->
     return None
 
 
+def _refused(case: Case[Any], endpoint_id: str, raw: object) -> bool:
+    """Would the endpoint's runner (FastAPI + its pydantic model, lax mode) refuse the body that was sent?"""
+    if endpoint_id not in _Run.validators:
+        endpoint = endpoint_from_document(case.operation.schema.raw_schema)
+        _Run.validators[endpoint_id] = InputValidator(endpoint.input_schema, endpoint.input_schema.get("title"))
+    try:
+        value = parse_json_body(raw.encode() if isinstance(raw, str) else raw if isinstance(raw, bytes) else b"")
+    except RequestValidationError:
+        return True
+    return bool(_Run.validators[endpoint_id].errors(value))
+
+
+def _get(url: str, headers: dict[str, str], what: str) -> requests.Response:
+    try:
+        return _Run.http.get(url, headers=headers, verify=_Run.verify, timeout=30)
+    except requests.RequestException as exc:
+        raise RuleBroken("bad_input_refused_at_result", f"GET {url} ({what}) failed: {exc}") from None
+
+
+def _wait_for_completion(status_url: str, headers: dict[str, str]) -> None:
+    deadline, last, pause = time.monotonic() + FOLLOW_SECONDS, None, POLL_PAUSES[0]
+    while True:
+        answer = _get(status_url, headers, "the refused input's status")
+        try:
+            state = answer.json().get("status") if answer.ok else None
+        except (ValueError, AttributeError):
+            state = None
+        if state is None:
+            message = f"GET {status_url} (the refused input's status) answered {answer.status_code}"
+            raise RuleBroken("bad_input_refused_at_result", message)
+        if state == "COMPLETED":
+            return
+        if time.monotonic() > deadline:
+            message = f"a refused input was still {state} after {FOLLOW_SECONDS:g} s"
+            raise RuleBroken("bad_input_refused_at_result", message)
+        if state == last:
+            time.sleep(pause)
+            pause = min(pause * 2, POLL_PAUSES[1])
+        last = state
+
+
+@schemathesis.check
+def bad_input_refused_at_result(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
+    """Validation where fal does it: the runner (FastAPI + the endpoint's pydantic model, lax mode) refuses a bad
+    input, so the submit answers 200 with a request id and the result is the 422. Each submitted body is judged
+    with the same model (built from the endpoint's document); refused ones (the first FOLLOWS_PER_ENDPOINT of each
+    endpoint) are followed to their result. An emulator's opt-in `--validate-at submit` 422 is accepted too."""
+    if fal_operation(case) != "submit":
+        return None
+    endpoint_id = str(case.operation.schema.raw_schema["info"]["x-fal-metadata"]["endpointId"])
+    refused = _refused(case, endpoint_id, response.request.body)
+    message = rules.submit_of_input(response.status_code, refused=refused)
+    if message:
+        raise RuleBroken("bad_input_refused_at_result", message)
+    body = _json(response)
+    if not refused or response.status_code != 200 or not isinstance(body, dict):
+        return None
+    status_url, response_url = body.get("status_url"), body.get("response_url")
+    if not isinstance(status_url, str) or not isinstance(response_url, str):
+        return None  # `submit_answer` reports a submit answer without its URLs
+    if _Run.followed.get(endpoint_id, 0) >= FOLLOWS_PER_ENDPOINT:
+        return None
+    _Run.followed[endpoint_id] = _Run.followed.get(endpoint_id, 0) + 1
+    authorization = response.request.headers.get("Authorization")
+    headers = {"Authorization": str(authorization)} if authorization else {}
+    _wait_for_completion(status_url, headers)
+    result = _get(response_url, headers, "the refused input's result")
+    try:
+        parsed = result.json()
+    except ValueError:
+        parsed = NOT_JSON
+    message = rules.result_of_refused_input(result.status_code, parsed, result.headers.get("x-fal-billable-units"))
+    if message:
+        raise RuleBroken("bad_input_refused_at_result", message)
+    return None
+
+
 FAL_CHECKS = (
     "x_fal_request_id",
     "fal_error_shape",
@@ -206,4 +297,5 @@ FAL_CHECKS = (
     "logs_key",
     "sse_ends_at_completed",
     "file_size_matches",
+    "bad_input_refused_at_result",
 )

@@ -6,10 +6,12 @@ generated valid and invalid requests, and the stateful walk along the document's
     case.call(...); case.validate_response(response)          # Schemathesis' checks + fal's (checks.py)
     schema.as_state_machine()                                 # submit -> status / stream / result / cancel
 
-Every check Schemathesis enables by default runs (with `negative_data_rejection` expecting fal's 422), plus fal's
-own rules (`fal_emulator.contracts.checks`). A failure is kept and the run goes on, so one run reports every rule it
-saw broken. Against a remote target (real fal, a reseller) nothing is submitted: only the operations on request
-ids it makes up (unknown ids, 404) run, so nothing is generated or billed.
+Every check Schemathesis enables by default runs (with `negative_data_rejection` expecting fal's 422, except at
+submit: fal's queue takes any JSON body and the runner refuses a bad one at the result, which
+`bad_input_refused_at_result` checks), plus fal's own rules (`fal_emulator.contracts.checks`). A failure is kept
+and the run goes on, so one run reports every rule it saw broken. Against a remote target (real fal, a reseller)
+nothing is submitted: only the operations on request ids it makes up (unknown ids, 404) run, so nothing is
+generated or billed.
 
 Status streams are read by the kit (`read_stream`): at most `MAX_STREAM_EVENTS` events or `STREAM_SECONDS`
 seconds, so a stream that never closes cannot hang a run; the answer is then handed to the same checks.
@@ -92,6 +94,19 @@ def schemathesis_config(target: Target, profile: Profile, seed_value: int) -> di
             # A well-formed id of a request that is still running, was cancelled or failed gets these.
             "positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "404", "499", "5xx"]},
         },
+        "operations": [
+            # fal's queue takes any JSON body: a bad input is refused by the runner, at the result. So a submit is
+            # not held to "negative data is rejected" (a 4xx at once); `bad_input_refused_at_result` judges every
+            # submitted body with the endpoint's pydantic model (lax) and follows refused ones to their result.
+            {"include-operation-id": "submit", "checks": {"negative_data_rejection": {"enabled": False}}},
+            {
+                # A request whose input the runner refused answers its 422 at the result.
+                "include-operation-id": "result",
+                "checks": {
+                    "positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "404", "422", "499", "5xx"]}
+                },
+            },
+        ],
     }
 
 

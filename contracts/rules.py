@@ -4,7 +4,9 @@ Every suite applies the same functions: the Schemathesis checks (`fal_emulator.c
 (`fal_emulator.contracts.lifecycle`) and the probes. `RULES` names every rule the kit reports, with one line each.
 
 Sources: https://fal.ai/docs/documentation/model-apis/inference/queue.md (states, 202/200, queue_position,
-logs, cancel answers), https://fal.ai/docs/documentation/model-apis/errors.md (error shape),
+logs, cancel answers), https://fal.ai/docs/documentation/model-apis/errors.md (error shape), github
+fal-ai/fal `projects/fal/src/fal/api/api.py` (a runner answers a body its model refuses with FastAPI's 422 and
+`x-fal-billable-units: 0`; the queue took the body: TanStack/ai PR #396),
 https://fal.ai/docs/documentation/model-apis/common-parameters.md (x-fal-request-id), fal_client 1.0.3
 `_parse_status` (the keys a client needs).
 """
@@ -54,6 +56,10 @@ RULES: dict[str, str] = {
     # the synchronous host
     "run_rejects_invalid_input": "the run host answers an input without its required fields with 422 in fal's shape",
     "run_answers_output": "the run host answers a valid input with 200 and the endpoint's output",
+    # validation (where fal's runner does it)
+    "bad_input_refused_at_result": "an input the endpoint's pydantic model (lax mode) refuses gets a request id at "
+    "submit and completes with FastAPI's 422 (a detail list, x-fal-billable-units: 0) at the result (an emulator "
+    "may answer it at submit when asked to); an input the model accepts is never refused with 422 at submit",
 }
 
 # Rules, or parts of rules, that rest on an inference rather than on fal's documentation or its clients' code:
@@ -200,6 +206,25 @@ def submit_answer(status_code: int, body: Any, app_id: str) -> str | None:
         value = body.get(key)
         if not isinstance(value, str) or not value.endswith(suffix):
             return f"submit's {key} must end with {suffix}, got {value!r}"
+    return None
+
+
+def submit_of_input(status_code: int, *, refused: bool) -> str | None:
+    """The submit answer's status for an input the endpoint's model `refused` (or accepts)."""
+    if status_code == 422 and not refused:
+        return "an input fal's runner accepts (its pydantic model, lax mode) was refused with 422 at submit"
+    return None
+
+
+def result_of_refused_input(status_code: int, body: Any, billable_units: str | None) -> str | None:
+    """The result of an accepted submit whose input the endpoint's model refuses."""
+    if status_code != 422:
+        return f"an input the runner refuses must complete with a 422 result, got {status_code} {_show(body)}"
+    problem = error_shape(status_code, body)
+    if problem:
+        return problem
+    if billable_units != "0":
+        return f"a validation 422 must carry x-fal-billable-units: 0, got {billable_units!r}"
     return None
 
 
