@@ -34,10 +34,14 @@ function isMissingPrompt(error) {
   return true;
 }
 
-// A loopback webhook receiver: resolves with the first payload it is sent.
+// A loopback webhook receiver: `delivered` resolves with the first payload it is sent (rejects after 10 s).
 async function webhookReceiver() {
   let deliver;
-  const delivered = new Promise((resolve) => (deliver = resolve));
+  let timer;
+  const delivered = new Promise((resolve, reject) => {
+    deliver = resolve;
+    timer = setTimeout(() => reject(new Error("no webhook within 10 s")), 10_000);
+  });
   const server = createServer((request, response) => {
     const chunks = [];
     request.on("data", (chunk) => chunks.push(chunk));
@@ -48,7 +52,11 @@ async function webhookReceiver() {
   });
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
-  return { url: `http://127.0.0.1:${server.address().port}/hook`, delivered, close: () => server.close() };
+  const close = () => {
+    clearTimeout(timer);
+    server.close();
+  };
+  return { url: `http://127.0.0.1:${server.address().port}/hook`, delivered, close };
 }
 
 for (const [name, makeClient] of [
