@@ -252,3 +252,20 @@ def test_local_url_keeps_other_hosts_out_of_the_page() -> None:
     assert local_url("https://v3.fal.media/files/a.mp4", request) == "/files/a.mp4"  # proxy mode: served here
     assert local_url("https://cdn.example.com/files/a.mp4", request) is None
     assert local_url("https://emu.test/elsewhere/a.mp4", request) is None
+
+
+def test_inputs_the_runner_refused_show_as_failed_even_when_not_an_object(make_client: ClientFactory) -> None:
+    """fal's queue takes any JSON body; the runner's 422 names no error type, so the page reads its status."""
+    client = make_client(policy="instant")
+    refused = submit(client, body={"prompt": "no image"})
+    for raw in (b"null", b"[1]"):
+        answer = client.post(f"/{ENDPOINT}", content=raw, headers={**KEY, "Content-Type": "application/json"})
+        assert answer.status_code == 200
+    listed = [(row["status_code"], row["error_type"], row["price_usd"] is None) for row in rows(client)]
+    assert listed == [(422, None, False), (422, None, True), (422, None, True)]  # an object is priced, null and [1] not
+    detail = client.get(f"/_emulator/requests/{refused}").json()
+    assert detail["timeline"][-1]["outcome"] == "HTTP 422"
+    assert client.get("/_emulator/totals").json()["by_error_type"] == {"HTTP 422": 3}
+    assert len(rows(client, error_type="error")) == 3
+    assert client.get("/_emulator/ui").status_code == 200
+    assert client.get("/_emulator/ui/requests").status_code == 200

@@ -74,6 +74,11 @@ def error_type_of(request: Request) -> str | None:
     return request.outcome.error_type if request.status is Status.COMPLETED else None
 
 
+def outcome_label(request: Request) -> str:
+    """`OK`, or `HTTP <code>` for a failure that names no `error_type` (the runner's validation 422)."""
+    return "OK" if request.outcome.ok else f"HTTP {request.outcome.status_code}"
+
+
 def up_to_date(emulator: Emulator) -> list[Request]:
     """Every stored request, oldest first, each brought up to date by its policy and the clock.
 
@@ -117,7 +122,10 @@ def row(emulator: Emulator, request: Request, now: float, prices: Prices) -> dic
         "priority": request.priority,
         "error_type": error_type_of(request),
         "status_code": request.outcome.status_code if completed else None,
-        "price_usd": prices.cost(endpoint, request.input) if endpoint is not None else None,
+        # fal's queue takes any JSON body: an input that is not an object names no video (the runner refused it)
+        "price_usd": prices.cost(endpoint, request.input)
+        if endpoint is not None and isinstance(request.input, Mapping)
+        else None,
     }
 
 
@@ -177,7 +185,7 @@ def timeline(request: Request, now: float) -> list[dict[str, Any]]:
             "current": last,
         }
         if status is Status.COMPLETED:
-            entry["outcome"] = error_type_of(request) or "OK"
+            entry["outcome"] = error_type_of(request) or outcome_label(request)
         entries.append(entry)
     return entries
 
@@ -267,7 +275,7 @@ def totals(emulator: Emulator, requests: Sequence[Request], prices: Prices) -> d
                 running_now += 1
             continue
         if request.outcome.status_code != 200:
-            by_error[request.outcome.error_type or "unknown"] += 1
+            by_error[request.outcome.error_type or outcome_label(request)] += 1
             continue
         videos += 1
         arguments = request.input
