@@ -152,8 +152,9 @@ class Emulator:
         self.uploads = Uploads(settings.state_dir / "uploads", self.answer_ids)
         # Output MP4s rendered from the input image; the queue holds a request IN_PROGRESS until its file exists.
         self.renders = Renderer(
-            settings, catalog=catalog, media=self.media, reader=self.uploads.read_url, clock=self.clock
-        )
+            settings, catalog=catalog, media=self.media, reader=self.uploads.read_url, clock=self.clock,
+            inputs=self.runner_values,
+        )  # fmt: skip
         self.queue.finish_gate = self.renders.finish_gate
         self.outcomes: dict[str, deque[Scenario]] = {}  # endpoint id (or "*") -> scripted scenarios, FIFO
         # (route, endpoint id | "*" | request id) -> what the next calls to that route meet, FIFO (not submit)
@@ -376,6 +377,11 @@ class Emulator:
         )
         return Submission(view, delay, scenario, self.answer_ids.new() if attempts > 1 else None)
 
+    def runner_values(self, endpoint: Endpoint, stored: Any) -> dict[str, Any]:
+        """The values the runner uses for a stored input it accepted: validated and coerced (`"false"` is False),
+        defaults filled in. Raises RequestValidationError for an input it refuses."""
+        return self._validators[endpoint.endpoint_id].validate(stored)
+
     def runner_input(self, endpoint: Endpoint, arguments: Any) -> tuple[dict[str, Any], tuple[int, int] | None]:
         """What the endpoint's runner makes of a body before it generates anything.
 
@@ -384,7 +390,7 @@ class Emulator:
         clip choice uses) and the first image's (width, height). Raises RequestValidationError (422, FastAPI's
         detail list) or ModelError (422 `image_load_error`, `file_too_large`, ...).
         """
-        values = self._validators[endpoint.endpoint_id].validate(arguments)
+        values = self.runner_values(endpoint, arguments)
         return values, check_input_images(values, self.uploads.read_url)
 
     def _enqueue_played(

@@ -8,9 +8,11 @@ names no error type), the result is FastAPI's 422 with `x-fal-billable-units: 0`
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
+import av
 import pytest
 from starlette.testclient import TestClient
 
@@ -174,11 +176,22 @@ def test_lax_values_are_accepted_and_the_clip_follows_their_coerced_value(
     assert stored["input"] == {**BODY, "aspect_ratio": "16:9", **change}  # what the client sent is kept as sent
 
 
-def test_a_lax_image_check_reads_the_coerced_input(make_client: ClientFactory) -> None:
-    client = make_client(policy="instant")
+def test_the_clip_and_the_render_read_the_coerced_input(make_client: ClientFactory) -> None:
+    """`"no"` for generate_audio is False for the clip choice and for a video rendered from the input image."""
     body = {"prompt": "p", "image_url": data_uri(png(90, 160)), "aspect_ratio": "auto", "generate_audio": "no"}
-    answer = client.post("/fal-ai/veo3.1/fast/image-to-video", json=body, headers=KEY).json()
-    assert client.get(answer["response_url"], headers=KEY).json()["video"]["file_name"] == "720x1280_8s_silent.mp4"
+    body["duration"] = "4s"
+    endpoint = "fal-ai/veo3.1/fast/image-to-video"
+    fixture = make_client(policy="instant", render="off")
+    answer = fixture.post(f"/{endpoint}", json=body, headers=KEY).json()
+    assert fixture.get(answer["response_url"], headers=KEY).json()["video"]["file_name"] == "720x1280_4s_silent.mp4"
+    rendered = make_client(policy="instant")
+    answer = rendered.post(f"/{endpoint}", json=body, headers=KEY).json()
+    rendered.get(answer["status_url"], headers=KEY)
+    assert rendered.app.state.emulator.renders.wait(120)  # type: ignore[attr-defined]
+    video = rendered.get(answer["response_url"], headers=KEY).json()["video"]
+    with av.open(io.BytesIO(rendered.get(video["url"]).content)) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height, len(container.streams.audio)) == (720, 1280, 0)
 
 
 def test_a_refused_input_sends_an_error_webhook_with_the_detail_list(tmp_path: Any) -> None:

@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from fal_emulator.settings import Settings
 from fal_emulator.video import ClipSpec, clip_for
 
 log = logging.getLogger("fal_emulator.render")
+Inputs = Callable[[Endpoint, Any], Mapping[str, Any]]  # (endpoint, a stored input) -> the values the runner uses
 MEMORY = 1024  # render outcomes remembered in memory (ready times, sizes, failures), most recent first
 
 _pool: ThreadPoolExecutor | None = None
@@ -91,9 +92,11 @@ class Renderer:
 
     def __init__(
         self, settings: Settings, *, catalog: Catalog, media: MediaLibrary, reader: Reader, clock: Clock,
-        executor: Executor | None = None,
+        executor: Executor | None = None, inputs: Inputs | None = None,
     ) -> None:  # fmt: skip
         self.enabled = settings.render == "on"
+        # A stored input as the runner reads it: the validated, coerced values (`Emulator.runner_values`).
+        self.inputs: Inputs = inputs or (lambda endpoint, stored: stored)
         self.cache = RenderCache(settings.state_dir / "renders", settings.render_cache_mb * 1024 * 1024)
         self.catalog = catalog
         self.media = media
@@ -170,7 +173,7 @@ class Renderer:
 
     def _replan(self, request: Request) -> RenderJob | None:
         endpoint = self.catalog.get(request.endpoint_id)
-        return self.plan(endpoint, request.input) if endpoint is not None else None
+        return self.plan(endpoint, self.inputs(endpoint, request.input)) if endpoint is not None else None
 
     def _start(self, job: RenderJob) -> None:
         with self._lock:
@@ -220,7 +223,7 @@ class Renderer:
             endpoint = self.catalog.get(request.endpoint_id)
             if endpoint is None:
                 return Outcome.failure(RequestError("internal_error", f"unknown endpoint {request.endpoint_id}", 500))
-            spec = clip_for(endpoint, request.input, None)
+            spec = clip_for(endpoint, self.inputs(endpoint, request.input), None)
         try:
             clip = self.media.clip(spec)
         except LookupError as exc:
