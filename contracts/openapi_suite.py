@@ -124,14 +124,17 @@ class Collector:
         return {"base_url": self.target.base_url, "headers": self.target.headers(), "verify": self.target.verify,
                 "timeout": timeout}  # fmt: skip
 
-    def exercise(self, case: Case[Any], phase: str, timeout: float) -> schemathesis.Response | None:
-        """Send `case`, check the answer; a transport error is recorded as an error of the run."""
+    def exercise(
+        self, case: Case[Any], phase: str, timeout: float, *, fal_only: bool = False
+    ) -> schemathesis.Response | None:
+        """Send `case`, check the answer (`fal_only`: with fal's rules only, for a case the kit made itself rather
+        than generated); a transport error is recorded as an error of the run."""
         try:
             response = self.call(case, timeout)
         except Exception as exc:  # a transport error (or a case Schemathesis cannot send): the run could not decide
             self.result.errors.append(f"{self.endpoint_id} {case.method} {case.formatted_path}: {exc!r}")
             return None
-        self.validate(case, response, phase, timeout)
+        self.validate(case, response, phase, timeout, fal_only=fal_only)
         return response
 
     def call(self, case: Case[Any], timeout: float) -> schemathesis.Response:
@@ -140,10 +143,13 @@ class Collector:
             return read_stream(case, self.target, timeout)
         return case.call(**self.call_kwargs(timeout))
 
-    def validate(self, case: Case[Any], response: schemathesis.Response, phase: str, timeout: float) -> None:
+    def validate(
+        self, case: Case[Any], response: schemathesis.Response, phase: str, timeout: float, *, fal_only: bool = False
+    ) -> None:
         """Run every enabled check on `response`; checks that send requests of their own use the same target."""
+        only = [getattr(checks, name) for name in checks.FAL_CHECKS] if fal_only else None
         try:
-            case.validate_response(response, transport_kwargs=self.call_kwargs(timeout))
+            case.validate_response(response, checks=only, transport_kwargs=self.call_kwargs(timeout))
         except AssertionError as failure:
             self._keep(failure, case, response, phase)
         except BaseException as group:  # Schemathesis' FailureGroup: a BaseExceptionGroup of its failures
@@ -299,6 +305,35 @@ def run_operation(
             _UNSATISFIABLE.add(key)
 
 
+# The operations submit links to, walked once in this order by `walk_links_once` (the stream first, while the
+# request still runs).
+LINKED_OPERATIONS = ("streamStatus", "status", "result", "cancel")
+
+
+def walk_links_once(schema: Any, document: Mapping[str, Any], collector: Collector, profile: Profile) -> None:
+    """Submit the document's example, then call each operation its links lead to, once, with the request id it
+    answered: every link is walked and its answers checked, whatever the random walk (`run_stateful`) draws."""
+    operations = {operation_id: operation for operation_id, operation, _, _ in _operations(schema, document)}
+    submit = operations.get("submit")
+    if submit is None:
+        return
+    example = submit.definition.raw.get("requestBody", {}).get("content", {}).get("application/json", {})
+    case = submit.Case(body=example.get("example", {}), media_type="application/json")
+    response = collector.exercise(case, "stateful", profile.request_timeout, fal_only=True)
+    try:
+        request_id = json.loads(response.content)["request_id"] if response is not None else None
+    except (ValueError, KeyError, TypeError):
+        request_id = None
+    if not isinstance(request_id, str):
+        return
+    for operation_id in LINKED_OPERATIONS:
+        operation = operations.get(operation_id)
+        if operation is not None:
+            query = {"logs": "1"} if operation_id in {"status", "streamStatus"} else None
+            linked = operation.Case(path_parameters={"request_id": request_id}, query=query)
+            collector.exercise(linked, "stateful", profile.request_timeout, fal_only=True)
+
+
 def run_stateful(schema: Any, collector: Collector, profile: Profile, seed_value: int) -> None:
     """Schemathesis' state machine over the document's links: submit, then status, stream, result and cancel."""
     timeout = profile.request_timeout
@@ -334,6 +369,7 @@ def run_openapi_suite(endpoints: list[Endpoint], target: Target, profile: Profil
                 continue
             run_operation(operation, collector, profile, seed_value, invalid=invalidable, shape=shape)
         if target.is_emulator:
+            walk_links_once(schema, document, collector, profile)
             run_stateful(schema, collector, profile, seed_value)
     if not target.is_emulator:
         result.skipped.append("submit, media and stateful operations (remote target: they would generate video)")

@@ -38,7 +38,7 @@ def _drifted() -> dict[str, Any]:
     properties = schemas[name]["properties"]
     properties["duration"]["enum"] = ["8s"]  # fal's seed page lists only 8 s
     properties["aspect_ratio"]["default"] = "16:9"
-    properties["negative_prompt"] = {"anyOf": [{"type": "string"}, {"type": "null"}], "title": "Negative Prompt"}
+    properties["enhance_prompt"] = {"anyOf": [{"type": "boolean"}, {"type": "null"}], "title": "Enhance Prompt"}
     audio = properties["generate_audio"]
     properties["generate_audio"] = {"anyOf": [{"type": "boolean"}, {"type": "null"}], "default": audio["default"]}
     properties["resolution"]["enum"] = [*properties["resolution"]["enum"], "4k"]
@@ -62,7 +62,7 @@ def test_the_drift_is_printed_field_by_field(tmp_path: Path, capsys: pytest.Capt
     assert lines[("input.aspect_ratio", "default")].endswith('fal\'s: "16:9"')
     assert lines[("input.aspect_ratio", "required")].endswith("fal's: true")
     assert '"4k"' in lines[("input.resolution", "enum")]
-    assert lines[("input.negative_prompt", "field")].endswith("fal's: present")
+    assert lines[("input.enhance_prompt", "field")].endswith("fal's: present")
     assert lines[("input.generate_audio", "nullable")].endswith("fal's: true")  # pydantic's anyOf [T, null]
     assert ("input.generate_audio", "type") not in lines
 
