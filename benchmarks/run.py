@@ -41,13 +41,24 @@ from pathlib import Path
 
 from perf import drivers, procs, report
 from perf.drivers import AUTH, ENDPOINT, JSON_HEADERS, SEED_BYTES
-from perf.load import Load, LoadResult, LoadTool, load_tool
+from perf.load import Load, LoadResult, LoadTool, load_tool, run_measured
 from perf.report import CurvePoint, Ready, Target
 
 DOCUMENT = procs.ROOT / "openapi" / "fal-ai__veo3__image-to-video.yaml"
 CLIP = "1280x720_8s_audio.mp4"
 RANGE = {"Range": "bytes=0-65535"}
 JOURNAL_WARMUP = 11_000  # status GETs before the curve: the journal keeps its last 10,000 exchanges
+
+
+PARTS = frozenset({"ready", "curves", "sse"})  # besides the side-by-side table, which always runs
+
+
+@dataclass(frozen=True)
+class Peers:
+    """The peers' programs, installed (None: left out, with a note saying why)."""
+
+    prism: Path | None = None
+    aimock: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,9 @@ class Plan:
     streams: int
     hold: float  # seconds the SSE streams are held open before their requests complete
     prism: bool
+    aimock: bool
     stores: tuple[str, ...]
+    parts: frozenset[str] = PARTS  # which measurements run
 
 
 def log(message: str) -> None:
@@ -79,7 +92,9 @@ class Live:
     target: Target
     base_url: str
     status_url: str
-    submit: bool = True
+    pid: int | None = None  # the server's process, whose CPU time each load run reads
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)  # sent with every call, besides AUTH
+    submit_path: str | None = f"/{ENDPOINT}"  # None: no submit route (the baselines)
     lifecycle: Callable[[str, float], drivers.CycleResult] | None = None
     download_url: str | None = None
 
@@ -98,22 +113,55 @@ def emulator_name(store: str) -> str:
     return f"emulator · {store}"
 
 
+BASELINE = "baseline (bare Starlette, uvicorn CLI)"
+BASELINE_AS_EMULATOR = "bare Starlette, started as the emulator"
+AIMOCK = f"aimock {procs.AIMOCK_VERSION}"
+PRISM = f"Prism {procs.PRISM_VERSION}"
+# What aimock answers a fal submit with (its fixture): the emulator's output shape for the seed request.
+AIMOCK_OUTPUT = {
+    "video": {
+        "url": "https://v3.fal.media/files/penguin/output.mp4",
+        "content_type": "video/mp4",
+        "file_name": "output.mp4",
+        "file_size": 1_000_000,
+    }
+}
+
+
+def aimock_live(base_url: str, pid: int) -> Live:
+    """aimock's fal queue: `/fal/{endpoint}` with `x-fal-target-host: queue.fal.run`; its answers name fal's own
+    host (`https://queue.fal.run/...`), which the lifecycle driver maps back to aimock's `/fal/` paths."""
+    headers = dict(procs.AIMOCK_HOST_HEADER)
+    submit_path = f"{procs.AIMOCK_PREFIX}/{ENDPOINT}"
+    first = drivers.submit_seed(f"{base_url}{submit_path}", headers)
+
+    def rebase(url: str) -> str:
+        return url.replace("https://queue.fal.run", f"{base_url}{procs.AIMOCK_PREFIX}", 1)
+
+    def cycles(url: str, seconds: float) -> drivers.CycleResult:
+        return drivers.lifecycles(url, seconds, submit_path=submit_path, headers=headers, rebase=rebase)
+
+    return Live(Target(AIMOCK), base_url, rebase(first["status_url"]), pid, headers, submit_path, lifecycle=cycles)
+
+
 @contextlib.contextmanager
-def side_by_side(plan: Plan, work: Path, prism_binary: Path | None) -> Iterator[list[Live]]:
-    """Start the baseline, one emulator per store and Prism; stop them all on exit."""
+def side_by_side(plan: Plan, work: Path, peers: Peers) -> Iterator[list[Live]]:
+    """Start both baselines, one emulator per store, Prism and aimock; stop them all on exit."""
     with contextlib.ExitStack() as stack:
         lives: list[Live] = []
-        base = stack.enter_context(procs.baseline(work / "baseline.log")).start()
-        lives.append(
-            Live(
-                Target("baseline (bare Starlette)"),
-                base.base_url,
-                f"{base.base_url}/status",
-                submit=False,
-                lifecycle=drivers.baseline_cycles,
-                download_url=f"{base.base_url}/files/{CLIP}",
+        for name, start in ((BASELINE, procs.baseline), (BASELINE_AS_EMULATOR, procs.baseline_as_emulator)):
+            base = stack.enter_context(start(work / f"{name.split()[0]}-{len(lives)}.log")).start()
+            lives.append(
+                Live(
+                    Target(name),
+                    base.base_url,
+                    f"{base.base_url}/status",
+                    base.pid,
+                    submit_path=None,
+                    lifecycle=drivers.baseline_cycles,
+                    download_url=f"{base.base_url}/files/{CLIP}",
+                )
             )
-        )
         for store in plan.stores:
             emulator = stack.enter_context(procs.Emulator(work / f"state-{store}", extra_args=store_args(store)))
             running = emulator.start()
@@ -123,31 +171,37 @@ def side_by_side(plan: Plan, work: Path, prism_binary: Path | None) -> Iterator[
                     Target(emulator_name(store)),
                     running.base_url,
                     first["status_url"],
+                    running.pid,
                     lifecycle=drivers.lifecycles,
                     download_url=f"{running.base_url}/files/{CLIP}",
                 )
             )
-        if prism_binary is not None:
-            running = stack.enter_context(procs.prism(prism_binary, DOCUMENT, work / "prism.log")).start()
+        if peers.prism is not None:
+            running = stack.enter_context(procs.prism(peers.prism, DOCUMENT, work / "prism.log")).start()
             status_url = f"{running.base_url}/{ENDPOINT}/requests/{uuid.uuid4()}/status"
-            lives.append(Live(Target(f"Prism {procs.PRISM_VERSION}"), running.base_url, status_url))
+            lives.append(Live(Target(PRISM), running.base_url, status_url, running.pid))
+        if peers.aimock is not None:
+            server = stack.enter_context(procs.aimock(peers.aimock, AIMOCK_OUTPUT, work, work / "aimock.log"))
+            running = server.start()
+            lives.append(aimock_live(running.base_url, running.pid))
         yield lives
 
 
 def measure_side_by_side(plan: Plan, tool: LoadTool, lives: list[Live]) -> None:
     """Measurements 1-4, each over every server in turn, `plan.rounds` times; the best run of each counts."""
-    for live in lives:  # warm up each server's code paths before any measured run
-        drivers.get_many(live.status_url, 500)
+    for live in lives:  # warm up each server's code paths (and a JIT) before any measured run
+        tool.run(Load(live.status_url, headers={**AUTH, **live.headers}), 1)
     for round_ in range(1, plan.rounds + 1):
         step = f"round {round_}/{plan.rounds}"
         for live in lives:
             log(f"{step}: status poll on {live.target.name}")
-            live.target.status = best(live.target.status, tool.run(Load(live.status_url, headers=AUTH), plan.seconds))
+            load = Load(live.status_url, headers={**AUTH, **live.headers})
+            live.target.status = best(live.target.status, run_measured(tool, load, plan.seconds, live.pid))
         for live in lives:
-            if live.submit:
+            if live.submit_path is not None:
                 log(f"{step}: submit on {live.target.name}")
-                load = Load(f"{live.base_url}/{ENDPOINT}", "POST", JSON_HEADERS, SEED_BYTES)
-                live.target.submit = best(live.target.submit, tool.run(load, plan.seconds))
+                load = Load(f"{live.base_url}{live.submit_path}", "POST", {**JSON_HEADERS, **live.headers}, SEED_BYTES)
+                live.target.submit = best(live.target.submit, run_measured(tool, load, plan.seconds, live.pid))
         for live in lives:
             if live.lifecycle is not None:
                 log(f"{step}: lifecycles on {live.target.name}")
@@ -169,13 +223,22 @@ def timed_starts(runs: int, start: Callable[[], float]) -> Ready:
     return ready
 
 
-def measure_ready(plan: Plan, work: Path, targets: dict[str, Target], prism_binary: Path | None) -> None:
-    def baseline() -> float:
-        with procs.baseline(work / "baseline-ready.log") as server:
+def measure_ready(plan: Plan, work: Path, targets: dict[str, Target], peers: Peers) -> None:
+    def started(server: procs.ServerProcess) -> float:
+        with server:
             return server.start().ready_seconds
 
-    log("start → ready: baseline")
-    targets["baseline"].ready = timed_starts(plan.ready_runs, baseline)
+    makers: dict[str, Callable[[Path], procs.ServerProcess]] = {
+        "baseline": procs.baseline,
+        "baseline_as_emulator": procs.baseline_as_emulator,
+    }
+    for key, make in makers.items():
+        log(f"start → ready: {targets[key].name}")
+
+        def baseline(make: Callable[[Path], procs.ServerProcess] = make) -> float:
+            return started(make(work / "ready.log"))
+
+        targets[key].ready = timed_starts(plan.ready_runs, baseline)
     for store in plan.stores:
 
         def emulator(store: str = store) -> float:
@@ -185,15 +248,19 @@ def measure_ready(plan: Plan, work: Path, targets: dict[str, Target], prism_bina
 
         log(f"start → ready: {emulator_name(store)}")
         targets[store].ready = timed_starts(plan.ready_runs, emulator)
-    if prism_binary is not None and "prism" in targets:
-        binary = prism_binary
-
-        def prism() -> float:
-            with procs.prism(binary, DOCUMENT, work / "prism-ready.log") as server:
-                return server.start().ready_seconds
-
+    if peers.prism is not None and "prism" in targets:
+        binary = peers.prism
         log("start → ready: Prism")
-        targets["prism"].ready = timed_starts(min(plan.ready_runs, 3), prism)
+        targets["prism"].ready = timed_starts(
+            min(plan.ready_runs, 3), lambda: started(procs.prism(binary, DOCUMENT, work / "prism-ready.log"))
+        )
+    if peers.aimock is not None and "aimock" in targets:
+        script = peers.aimock
+        log("start → ready: aimock")
+        targets["aimock"].ready = timed_starts(
+            min(plan.ready_runs, 3),
+            lambda: started(procs.aimock(script, AIMOCK_OUTPUT, work, work / "aimock-ready.log")),
+        )
 
 
 def measure_curve(plan: Plan, tool: LoadTool, work: Path, store: str, target: Target) -> None:
@@ -212,8 +279,9 @@ def measure_curve(plan: Plan, tool: LoadTool, work: Path, store: str, target: Ta
             after, disk_after = procs.rss_kb(running.pid), store_bytes(state)
             queued, stored = filled.queued, stored + filled.added
             log(f"curve {target.name}: {queued:,} live (fill {filled.added:,} in {filled.seconds:.1f} s)")
-            status = tool.run(Load(filled.last["status_url"], headers=AUTH), plan.curve_seconds)
-            submitted = tool.run(submit, plan.curve_seconds)  # instant policy: these complete, the queue stays
+            status = run_measured(tool, Load(filled.last["status_url"], headers=AUTH), plan.curve_seconds, running.pid)
+            # instant policy: these complete, the queue stays
+            submitted = run_measured(tool, submit, plan.curve_seconds, running.pid)
             target.curve.append(
                 CurvePoint(
                     level=level,
@@ -252,9 +320,9 @@ def raise_fd_limit(needed: int) -> None:
 
 def render(plan: Plan, tool: LoadTool, targets: list[Target], notes: list[str], started: float, load0: str) -> str:
     baseline, emulators = targets[0], [t for t in targets if t.name.startswith("emulator")]
-    prism = next((t for t in targets if t.name.startswith("Prism")), None)
+    peers = {key: t for key, name in (("prism", PRISM), ("aimock", AIMOCK)) for t in targets if t.name == name}
     largest = max((t.curve[-1].queued for t in emulators if t.curve), default=plan.levels[-1])
-    verdicts = report.budgets(baseline, emulators, prism, sse_required=1000, largest_level=largest)
+    verdicts = report.budgets(baseline, emulators, peers, sse_required=1000, largest_level=largest)
     lines = [
         f"## fal-emulator benchmark ({'quick' if plan.quick else 'full'} run)",
         "",
@@ -267,10 +335,19 @@ def render(plan: Plan, tool: LoadTool, targets: list[Target], notes: list[str], 
         "",
         *report.main_table(targets, plan.ready_runs),
         "",
-        "Lifecycles are driven by a Python client (asyncio + httpx, 16 tasks); on the baseline a cycle is three GETs "
-        "of its status route through the same client, so that ratio compares like with like (and the client, not "
-        "the server, may be the limit). Download on the baseline: Starlette's FileResponse of the same clip.",
+        "Lifecycles are driven by a Python client (asyncio + httpx, 16 tasks); on the baselines a cycle is three GETs "
+        "of the status route through the same client, so that ratio compares like with like (and the client, not "
+        "the server, may be the limit). Download on the baselines: Starlette's FileResponse of the same clip. "
+        f"{BASELINE_AS_EMULATOR}: the same app on a pre-bound socket and `uvicorn.Server.serve`, on the event loop "
+        "`fal-emulator serve` runs; its ratio to the baseline is what the emulator's way of starting costs. "
+        "aimock: its fal queue handler (`/fal/{endpoint}` and `x-fal-target-host: queue.fal.run`, a fixture "
+        "answering every submit, COMPLETED at once), the seed request's body; its submit parses the JSON but "
+        "validates nothing.",
         "",
+    ]
+    if peers:
+        lines += ["### Side by side with the peers", "", *report.peer_table(emulators, list(peers.values())), ""]
+    lines += [
         "### Scaling: status and submit with live requests in the store",
         "",
         "Live requests are `X-Fal-Emulator-Scenario: manual` submits (they stay IN_QUEUE); status polls the last "
@@ -285,13 +362,15 @@ def render(plan: Plan, tool: LoadTool, targets: list[Target], notes: list[str], 
     if any(t.sse for t in emulators):
         lines += ["### Concurrent SSE status streams", "", *report.sse_table(emulators), ""]
     lines += ["### Budgets", "", *report.budget_table(verdicts, emulators), ""]
-    if prism and prism.status and baseline.status and prism.status.rps:
-        needed = 5 * prism.status.rps / baseline.status.rps
-        lines += [
-            f"For scale: the bare baseline itself is {baseline.status.rps / prism.status.rps:.1f}× Prism's status "
-            f"throughput here, so ≥ 5× Prism needs an emulator at {needed:.0%} of the baseline.",
-            "",
-        ]
+    for key, times in (("prism", report.PRISM_TIMES), ("aimock", report.AIMOCK_TIMES)):
+        peer = peers.get(key)
+        if peer and peer.status and baseline.status and peer.status.rps:
+            lines += [
+                f"For scale: the baseline's status throughput is {baseline.status.rps / peer.status.rps:.2f}× "
+                f"{peer.name}'s here, so ≥ {times:g}× {peer.name} needs an emulator at "
+                f"{times * peer.status.rps / baseline.status.rps:.2f}× the baseline.",
+                "",
+            ]
     lines += report.most_at_risk(verdicts)
     if plan.quick:
         lines += ["", "Quick run: short runs and small levels; the verdicts are indicative only."]
@@ -326,7 +405,12 @@ def parse_plan(argv: list[str] | None) -> tuple[Plan, argparse.Namespace]:
         "--stores", default="memory,sqlite,redis", help="emulator stores to measure (default memory,sqlite,redis)"
     )
     parser.add_argument("--no-prism", action="store_true", help="leave Prism out")
+    parser.add_argument("--no-aimock", action="store_true", help="leave aimock out")
+    parser.add_argument("--peers", action="store_true", help="with --quick: measure Prism and aimock too")
     parser.add_argument("--load-tool", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument(
+        "--skip", default="", help="leave out some of: ready, curves, sse (comma-separated; the table always runs)"
+    )
     parser.add_argument("--json", type=Path, help="also write every raw figure to this JSON file")
     args = parser.parse_args(argv)
     quick = bool(args.quick)
@@ -340,8 +424,10 @@ def parse_plan(argv: list[str] | None) -> tuple[Plan, argparse.Namespace]:
         ready_runs=3 if quick else 5,
         streams=args.streams or 1000,
         hold=1.0 if quick else 5.0,
-        prism=not (quick or args.no_prism),
+        prism=not ((quick and not args.peers) or args.no_prism),
+        aimock=not ((quick and not args.peers) or args.no_aimock),
         stores=tuple(s.strip() for s in args.stores.split(",") if s.strip()),
+        parts=PARTS - {part.strip() for part in args.skip.split(",")},
     )
     if sorted(plan.levels) != list(plan.levels) or plan.levels[0] < 1:
         parser.error("--levels must be ascending and at least 1")
@@ -366,9 +452,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             notes.append(f"store {store!r} skipped: `fal-emulator serve --help` offers no `--store {store}`")
     plan = dataclasses.replace(plan, stores=tuple(stores))
-    prism_binary = procs.prism_binary(notes.append) if plan.prism else None
+    peers = Peers(
+        prism=procs.prism_binary(notes.append) if plan.prism else None,
+        aimock=procs.aimock_script(notes.append) if plan.aimock else None,
+    )
     if not plan.prism:
         notes.append("Prism left out (--quick or --no-prism)")
+    if not plan.aimock:
+        notes.append("aimock left out (--quick or --no-aimock)")
     raise_fd_limit(plan.streams * 2 + 256)
     for note in notes:
         log(note)
@@ -382,21 +473,24 @@ def main(argv: list[str] | None = None) -> int:
                 plan = dataclasses.replace(plan, stores=tuple(s for s in plan.stores if s != "redis"))
             else:
                 REDIS.append(procs.RedisDatabases(services.enter_context(server).start().base_url))
-        with side_by_side(plan, work, prism_binary) as lives:
+        with side_by_side(plan, work, peers) as lives:
             measure_side_by_side(plan, tool, lives)
         targets = [live.target for live in lives]
-        by_key = {"baseline": targets[0]}
-        by_key.update({store: t for store, t in zip(plan.stores, targets[1 : 1 + len(plan.stores)], strict=True)})
-        if prism_binary is not None:
-            by_key["prism"] = targets[-1]
-        measure_ready(plan, work, by_key, prism_binary)
+        by_key = {"baseline": targets[0], "baseline_as_emulator": targets[1]}
+        by_key.update({store: t for store, t in zip(plan.stores, targets[2 : 2 + len(plan.stores)], strict=True)})
+        for key, name in (("prism", PRISM), ("aimock", AIMOCK)):
+            by_key.update({key: t for t in targets if t.name == name})  # noqa: B035 (at most one)
+        if "ready" in plan.parts:
+            measure_ready(plan, work, by_key, peers)
         for store in plan.stores:
             try:
-                measure_curve(plan, tool, work, store, by_key[store])
+                if "curves" in plan.parts:
+                    measure_curve(plan, tool, work, store, by_key[store])
             except (RuntimeError, drivers.BenchError, OSError) as exc:
                 by_key[store].notes.append(f"curve stopped: {exc}")
             try:
-                measure_sse(plan, work, store, by_key[store])
+                if "sse" in plan.parts:
+                    measure_sse(plan, work, store, by_key[store])
             except (RuntimeError, drivers.BenchError, OSError) as exc:
                 by_key[store].notes.append(f"SSE run stopped: {exc}")
 

@@ -86,23 +86,39 @@ async def _cycles(one: Callable[[httpx.AsyncClient], Awaitable[bool]], seconds: 
     )
 
 
-def lifecycles(base_url: str, seconds: float, concurrency: int = 16) -> CycleResult:
-    """Full lifecycles per second: submit → poll status until COMPLETED → result (a 200 with a video)."""
+def lifecycles(
+    base_url: str,
+    seconds: float,
+    concurrency: int = 16,
+    *,
+    submit_path: str = f"/{ENDPOINT}",
+    headers: dict[str, str] | None = None,
+    rebase: Callable[[str], str] | None = None,
+) -> CycleResult:
+    """Full lifecycles per second: submit → poll status until COMPLETED → result (a 200 with a video).
+
+    `headers` go with every call (besides the auth and JSON ones); `rebase` maps the URLs a submit answers
+    with to ones this client can reach (a peer answering with fal's own hostnames).
+    """
+    get_headers = {**AUTH, **(headers or {})}
+    post_headers = {**JSON_HEADERS, **(headers or {})}
+    to_reach = rebase or (lambda url: url)
 
     async def one(client: httpx.AsyncClient) -> bool:
-        submitted = await client.post(f"{base_url}/{ENDPOINT}", content=SEED_BYTES, headers=JSON_HEADERS)
+        submitted = await client.post(f"{base_url}{submit_path}", content=SEED_BYTES, headers=post_headers)
         if submitted.status_code != 200:
             return False
         urls = submitted.json()
+        status_url = to_reach(urls.get("status_url") or f"{urls['response_url']}/status")
         for _ in range(MAX_POLLS):
-            status = await client.get(urls["status_url"], headers=AUTH)
+            status = await client.get(status_url, headers=get_headers)
             if status.status_code not in (200, 202):
                 return False
             if status.json()["status"] == "COMPLETED":
                 break
         else:
             return False
-        result = await client.get(urls["response_url"], headers=AUTH)
+        result = await client.get(to_reach(urls["response_url"]), headers=get_headers)
         return result.status_code == 200 and "video" in result.json()
 
     return asyncio.run(_cycles(one, seconds, concurrency))
@@ -171,6 +187,15 @@ def submit_once(base_url: str, scenario: str | None = None) -> dict[str, Any]:
             return await _submit(client, base_url, scenario)
 
     return asyncio.run(go())
+
+
+def submit_seed(url: str, headers: dict[str, str]) -> dict[str, Any]:
+    """POST the seed body to `url` (a peer's submit route) with `headers`; its JSON answer. Raises BenchError."""
+    answer = httpx.post(url, content=SEED_BYTES, headers={**JSON_HEADERS, **headers}, timeout=60.0)
+    if answer.status_code != 200:
+        raise BenchError(f"submit to {url} answered {answer.status_code}: {answer.text[:300]}")
+    body: dict[str, Any] = answer.json()
+    return body
 
 
 def control(base_url: str, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:

@@ -9,6 +9,7 @@ figure says which tool measured it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import shutil
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import httpx
+
+from perf.procs import cpu_seconds
 
 WRK_INSTALL_HINT = "apt-get install -y wrk"
 
@@ -43,6 +46,15 @@ class LoadResult:
     errors: int
     p50_ms: float
     p99_ms: float
+    server_cpu: float | None = None  # CPU seconds the server process used during the run (user + system)
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        """The server's CPU time per answered request, in microseconds: what a request costs the server, which
+        load from other processes on the machine changes far less than it changes throughput."""
+        if self.server_cpu is None or not self.requests:
+            return None
+        return self.server_cpu / self.requests * 1e6
 
     @property
     def rps(self) -> float:
@@ -58,6 +70,15 @@ class LoadTool(Protocol):
     name: str
 
     def run(self, load: Load, seconds: int, connections: int = 32) -> LoadResult: ...
+
+
+def run_measured(tool: LoadTool, load: Load, seconds: int, pid: int | None) -> LoadResult:
+    """`tool.run(load, seconds)`, with the CPU time server `pid` used meanwhile (`server_cpu`)."""
+    before = cpu_seconds(pid) if pid else 0.0
+    result = tool.run(load, seconds)
+    if not pid:
+        return result
+    return dataclasses.replace(result, server_cpu=cpu_seconds(pid) - before)
 
 
 def _lua_string(text: str) -> str:

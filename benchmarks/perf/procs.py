@@ -1,9 +1,13 @@
 """The servers under test, each in its own process on 127.0.0.1 and a free port, stopped on exit.
 
-- `baseline`: `benchmarks/baseline_app.py`, a bare Starlette app on uvicorn (the practical limit);
+- `baseline`: the bare Starlette app of `benchmarks/baseline_app.py` under the stock uvicorn CLI
+  (`uvicorn baseline_app:app`: httptools + uvloop when installed), the practical limit;
+- `baseline_as_emulator`: the same app started the way `fal-emulator serve` starts (`baseline_app.py`'s own
+  `main`: a pre-bound socket, `uvicorn.Server.serve` on the loop the emulator's CLI makes);
 - `emulator`: `fal-emulator serve` through `fal_emulator.testing.EmulatorProcess` (free ports, its ready line);
 - `prism`: `prism mock` of the same OpenAPI document, installed under `benchmarks/.prism` by npm;
 - `redis_server`: Debian's `redis-server` for the Redis store (no persistence), one database per emulator.
+- `aimock`: `@copilotkit/aimock`'s `llmock` server with one fal fixture, installed under `benchmarks/.aimock`.
 
 Every start is timed from just before the process is spawned to its ready line.
 """
@@ -20,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +35,8 @@ BENCHMARKS = Path(__file__).resolve().parent.parent
 ROOT = BENCHMARKS.parent
 PRISM_VERSION = "5.16.0"
 PRISM_DIR = BENCHMARKS / ".prism"
+AIMOCK_VERSION = "1.43.0"
+AIMOCK_DIR = BENCHMARKS / ".aimock"
 START_TIMEOUT = 60.0  # seconds a server may take to print its ready line
 
 
@@ -83,15 +89,17 @@ class ServerProcess:
         log: Path,
         parse_ready: Callable[[str], tuple[str, int | None] | None],
         env: dict[str, str] | None = None,
+        cwd: Path = ROOT,
     ) -> None:
         self.name, self.argv, self.log, self.parse_ready, self.env = name, argv, log, parse_ready, env
+        self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Running:
         with self.log.open("wb") as out:
             started = time.perf_counter()
             self.process = subprocess.Popen(
-                self.argv, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT, start_new_session=True
+                self.argv, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd, start_new_session=True
             )
         deadline = started + START_TIMEOUT
         seen = 0
@@ -130,7 +138,28 @@ class ServerProcess:
         self.stop()
 
 
+UVICORN_READY = re.compile(r"Uvicorn running on (http://\S+)")
+
+
 def baseline(log: Path) -> ServerProcess:
+    """`uvicorn baseline_app:app --host 127.0.0.1 --port 0 --no-access-log`, run from `benchmarks/`.
+
+    The stock CLI as a user runs it; the port and the access log are the only flags (the emulator runs with
+    `--log-level warning` here, which writes no access log either). Ready at uvicorn's "running on" line.
+    """
+
+    def ready(line: str) -> tuple[str, int | None] | None:
+        found = UVICORN_READY.search(line)
+        return (found.group(1), None) if found else None
+
+    script = Path(sys.executable).with_name("uvicorn")
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "uvicorn"]
+    argv = [*command, "baseline_app:app", "--host", "127.0.0.1", "--port", "0", "--no-access-log"]
+    return ServerProcess("baseline", argv, log, ready, cwd=BENCHMARKS)
+
+
+def baseline_as_emulator(log: Path) -> ServerProcess:
+    """`python benchmarks/baseline_app.py`: the bare app started the way `fal-emulator serve` starts."""
     prefix = "baseline ready "
 
     def ready(line: str) -> tuple[str, int | None] | None:
@@ -139,7 +168,7 @@ def baseline(log: Path) -> ServerProcess:
         info = json.loads(line[len(prefix) :])
         return f"http://127.0.0.1:{info['port']}", int(info["pid"])
 
-    return ServerProcess("baseline", [sys.executable, str(BENCHMARKS / "baseline_app.py")], log, ready)
+    return ServerProcess("baseline (as emulator)", [sys.executable, str(BENCHMARKS / "baseline_app.py")], log, ready)
 
 
 class Emulator:
@@ -230,36 +259,41 @@ def supports_store(help_text: str, store: str) -> bool:
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def prism_binary(note: Callable[[str], None]) -> Path | None:
-    """`benchmarks/.prism/node_modules/.bin/prism` at PRISM_VERSION, installing it with npm when needed.
+def npm_installed(
+    package: str, version: str, folder: Path, binary: Path, label: str, note: Callable[[str], None]
+) -> Path | None:
+    """`binary` of npm `package` at `version` under `folder`, installing it there with npm when needed.
 
     None (with a note) when node or npm is missing or the install fails.
     """
-    binary = PRISM_DIR / "node_modules" / ".bin" / "prism"
-    manifest = PRISM_DIR / "node_modules" / "@stoplight" / "prism-cli" / "package.json"
+    manifest = folder / "node_modules" / package / "package.json"
     try:
-        if binary.exists() and json.loads(manifest.read_text()).get("version") == PRISM_VERSION:
+        if binary.exists() and json.loads(manifest.read_text()).get("version") == version:
             return binary
     except (OSError, ValueError):
         pass
     npm, node = shutil.which("npm"), shutil.which("node")
     if not npm or not node:
-        note("Prism skipped: node/npm not found (install Node.js to compare with Prism)")
+        note(f"{label} skipped: node/npm not found (install Node.js to compare with {label})")
         return None
-    note(f"installing @stoplight/prism-cli@{PRISM_VERSION} into {PRISM_DIR.relative_to(ROOT)} (npm)")
-    command = [
-        npm, "install", "--prefix", str(PRISM_DIR), f"@stoplight/prism-cli@{PRISM_VERSION}", "--no-audit", "--no-fund",
-    ]  # fmt: skip
+    note(f"installing {package}@{version} into {folder.relative_to(ROOT)} (npm)")
+    command = [npm, "install", "--prefix", str(folder), f"{package}@{version}", "--no-audit", "--no-fund"]
     env = {**os.environ, "SCARF_ANALYTICS": "false"}
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, check=False)
     except subprocess.TimeoutExpired:
-        note("Prism skipped: npm install timed out")
+        note(f"{label} skipped: npm install timed out")
         return None
     if done.returncode != 0 or not binary.exists():
-        note(f"Prism skipped: npm install failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+        note(f"{label} skipped: npm install failed ({done.returncode}): {done.stderr.strip()[-500:]}")
         return None
     return binary
+
+
+def prism_binary(note: Callable[[str], None]) -> Path | None:
+    """`benchmarks/.prism/node_modules/.bin/prism` at PRISM_VERSION, installed with npm when needed."""
+    binary = PRISM_DIR / "node_modules" / ".bin" / "prism"
+    return npm_installed("@stoplight/prism-cli", PRISM_VERSION, PRISM_DIR, binary, "Prism", note)
 
 
 def prism(binary: Path, document: Path, log: Path) -> ServerProcess:
@@ -273,3 +307,34 @@ def prism(binary: Path, document: Path, log: Path) -> ServerProcess:
     env = {**os.environ, "SCARF_ANALYTICS": "false", "NO_COLOR": "1", "FORCE_COLOR": "0"}
     argv = [str(binary), "mock", "-h", "127.0.0.1", "-p", str(port), str(document)]
     return ServerProcess("prism", argv, log, ready, env=env)
+
+
+# -- aimock ---------------------------------------------------------------------------------------
+
+AIMOCK_HOST_HEADER = {"x-fal-target-host": "queue.fal.run"}  # aimock's fal handler answers only these
+AIMOCK_PREFIX = "/fal"  # its host-mirrored paths: /fal/{model}[/requests/{id}[/status]]
+
+
+def aimock_script(note: Callable[[str], None]) -> Path | None:
+    """aimock's `llmock` server script (`dist/cli.js`) at AIMOCK_VERSION, installed with npm when needed."""
+    folder = AIMOCK_DIR / "node_modules" / "@copilotkit" / "aimock"
+    return npm_installed("@copilotkit/aimock", AIMOCK_VERSION, AIMOCK_DIR, folder / "dist" / "cli.js", "aimock", note)
+
+
+def aimock(script: Path, output: Mapping[str, object], work: Path, log: Path) -> ServerProcess:
+    """`node dist/cli.js -f fixture.json`: one fixture answers every fal submit with `output`.
+
+    aimock's fal queue (`dist/fal.js`) completes a request at once when no progression is configured, as the
+    emulator's `--policy instant` does.
+    """
+    fixture = work / "aimock-fal.json"
+    fixture.write_text(json.dumps({"fixtures": [{"match": {"endpoint": "fal"}, "response": {"json": output}}]}))
+    pattern = re.compile(r"listening on (http://\S+)")
+
+    def ready(line: str) -> tuple[str, int | None] | None:
+        found = pattern.search(ANSI.sub("", line))
+        return (found.group(1).rstrip("/"), None) if found else None
+
+    node = shutil.which("node") or "node"
+    argv = [node, str(script), "-h", "127.0.0.1", "-p", "0", "-f", str(fixture), "--log-level", "info"]
+    return ServerProcess("aimock", argv, log, ready, env={**os.environ, "NO_COLOR": "1"})
