@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/profile_emulator.py [--store memory|sqlite] [--what status,submit] [--live 0]
 
 For each route it starts a fresh emulator (`--policy instant`), optionally fills it with `--live` queued
-requests, warms it up, then records with `py-spy record` (200 samples/s) while wrk runs, and prints the
+requests, warms it up, then records with `py-spy record` (1,000 samples/s) while wrk runs, and prints the
 functions with the most samples, self (the frame on top) and inclusive (anywhere in the stack), and self
 samples by package. Shares are of the samples in which the server was busy (py-spy leaves idle ones out).
 """
@@ -39,8 +39,10 @@ def where(file: str) -> str:
     for anchor in ("site-packages", "lib"):
         if anchor in parts:
             parts = parts[len(parts) - parts[::-1].index(anchor) :]
-    if parts and parts[0] == "emulator":
-        return "/".join(parts[:2]) if len(parts) > 2 else "emulator"
+    for package in ("fal_emulator", "emulator"):  # the editable link tree, or the checkout
+        if package in parts:
+            parts = parts[parts.index(package) :]
+            return "/".join(("fal_emulator", *parts[1:2])) if len(parts) > 2 else "fal_emulator"
     return parts[0] if len(parts) > 1 else Path(file).stem
 
 
@@ -69,7 +71,7 @@ def summarize(raw: Path, top: int) -> list[str]:
         packages[names[-1][1]] += count
         for name in {name for name, _ in names}:
             inclusive[name] += count
-        emulator_frames.update(name for name, package in names[2:] if package.startswith("emulator"))
+        emulator_frames.update(name for name, package in names[2:] if package.startswith("fal_emulator"))
     if not total:
         return ["no samples"]
     lines = [f"{total:,} busy samples", "", "| self % | function (package) |", "|---|---|"]
@@ -97,7 +99,7 @@ def profile(what: str, store: str, seconds: int, live: int, top: int, work: Path
         tool.run(load, 2)  # warm-up
         raw = work / f"{what}-{store}.txt"
         command = [
-            spy, "record", "--pid", str(running.pid), "--duration", str(seconds), "--rate", "200",
+            spy, "record", "--pid", str(running.pid), "--duration", str(seconds), "--rate", "1000",
             "--format", "raw", "--output", str(raw),
         ]  # fmt: skip
         spying = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -20,8 +20,9 @@ from fal_emulator.catalog import Catalog, load_catalog
 from fal_emulator.errors import ConnectionDrop, FalError, GatewayError
 from fal_emulator.http import control_routes, media_routes, queue_routes, storage_routes
 from fal_emulator.http.host_routing import FalHostMiddleware
-from fal_emulator.http.middleware import FaultMiddleware, JournalMiddleware, ProxyMiddleware, RequestIdMiddleware, drop
+from fal_emulator.http.middleware import EdgeMiddleware, drop
 from fal_emulator.http.rendering import NO_REQUEST_ID, emulator_of, fal_json, is_request_id
+from fal_emulator.http.routing import SegmentRouter
 from fal_emulator.scenarios import ScenarioError
 from fal_emulator.service import Emulator
 from fal_emulator.settings import Settings
@@ -141,11 +142,11 @@ def create_app(settings: Settings | None = None, *, catalog: Catalog | None = No
             Exception: server_error,
         },
     )
+    app.router = SegmentRouter(ROUTES, lifespan=lifespan)  # the same routes, matched by first path segment
     app.state.emulator = emulator
     app.state.webhooks = webhooks
-    app.add_middleware(RequestIdMiddleware, emulator=emulator)
-    app.add_middleware(FaultMiddleware, emulator=emulator)
-    app.add_middleware(FalHostMiddleware, emulator=emulator)  # fal's own hostnames, through the HTTPS proxy
-    app.add_middleware(JournalMiddleware, emulator=emulator)
-    app.add_middleware(ProxyMiddleware)
+    # fal's own hostnames, through the HTTPS proxy: inside the edge (journal, faults, request ids), which sees
+    # the path as sent
+    app.add_middleware(FalHostMiddleware, emulator=emulator)
+    app.add_middleware(EdgeMiddleware, emulator=emulator)
     return app

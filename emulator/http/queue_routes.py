@@ -101,6 +101,8 @@ class EventStream(StreamingResponse):
 
 def wants_logs(request: Request) -> bool:
     """The `logs` query flag: fal_client sends true/false, @fal-ai/client 1/0. Raises ModelError otherwise."""
+    if not request.scope.get("query_string"):
+        return False
     raw = request.query_params.get("logs", "").lower()
     if raw in TRUE_VALUES | FALSE_VALUES:
         return raw in TRUE_VALUES
@@ -156,7 +158,10 @@ async def meet_faults(request: Request, route: str) -> None:
     Raises ConnectionDrop, GatewayError, FalError, or ScenarioError for a bad scenario header.
     """
     emulator = emulator_of(request)
-    scenario = emulator.call_scenario(route, request.path_params["request_id"], request.headers.get(SCENARIO_HEADER))
+    header = request.headers.get(SCENARIO_HEADER)
+    if not header and not emulator.route_outcomes:
+        return  # nothing scripted and no header: the call meets nothing
+    scenario = emulator.call_scenario(route, request.path_params["request_id"], header)
     if scenario.latency is not None:
         await asyncio.sleep(scenario.latency.sample(emulator.random))
     if "drop" in scenario.faults:

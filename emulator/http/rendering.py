@@ -6,10 +6,12 @@ Every answer is `application/json` (except media and the SSE stream) and carries
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -21,6 +23,9 @@ NO_REQUEST_ID = "x-emulator-no-request-id"  # internal marker: this answer must 
 CONTROL_PREFIX = "/_emulator"
 # What a request id can look like: fal's are UUIDs; anything else is unknown and never echoed in a header.
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# A Host header that is a URL's authority as it stands (RFC 3986 reg-name and port characters, ASCII only):
+# `urlsplit`, which Starlette's `request.url` runs, would cut, clean or refuse some others.
+PLAIN_HOST = re.compile(r"[A-Za-z0-9._~:%!$&'()*+,;=-]+")
 
 
 def is_request_id(value: object) -> TypeGuard[str]:
@@ -33,12 +38,44 @@ def emulator_of(request: Request) -> Emulator:
 
 
 def base_url(request: Request) -> str:
-    """The scheme and authority the client reached us on, e.g. `https://127.0.0.1:8471`."""
+    """The scheme and authority the client reached us on, e.g. `https://127.0.0.1:8471`: the `Host` header,
+    else the server's address, as Starlette's `request.url` gives them (read from the scope, without building
+    the whole URL, for a plain host)."""
+    scope = request.scope
+    scheme = scope.get("scheme", "http")
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value.decode("latin-1")
+            if scheme in ("http", "https") and PLAIN_HOST.fullmatch(host):
+                return f"{scheme}://{host}"
+            break
     return f"{request.url.scheme}://{request.url.netloc}"
 
 
+def dumps(body: Any) -> bytes:
+    """JSON bytes as Starlette's JSONResponse makes them (compact, UTF-8), by orjson. What orjson refuses
+    (an integer beyond 64 bits, a key that is not a string) is left to the standard library."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
+
+
+class FalJSONResponse(JSONResponse):
+    """A JSONResponse rendered by orjson (NaN and infinities become `null`, where the standard library refuses
+    them)."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
 def fal_json(body: Any, status_code: int, request_id: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code, headers={**(headers or {}), REQUEST_ID_HEADER: request_id})
+    """fal's JSON answer: `body` with `status_code`, `x-fal-request-id: request_id` and `headers`."""
+    return FalJSONResponse(
+        body,
+        status_code,
+        headers={**headers, REQUEST_ID_HEADER: request_id} if headers else {REQUEST_ID_HEADER: request_id},
+    )
 
 
 def request_urls(base: str, app_id: str, request_id: str) -> dict[str, str]:
