@@ -1,15 +1,17 @@
-"""The practical limit: a bare Starlette app on uvicorn, started the way the emulator starts.
+"""The practical limit: a bare Starlette app on uvicorn.
 
-    python benchmarks/baseline_app.py [--port 0]
+    cd benchmarks && uvicorn baseline_app:app     # the baseline: the stock CLI (httptools + uvloop when installed)
+    python benchmarks/baseline_app.py [--port 0]  # the same app started the way `fal-emulator serve` starts
 
 Routes (nothing else: no middleware, no validation, no state):
 
     GET /status          a status-like JSON body (~200 bytes) with a custom `x-fal-request-id` header
     GET /files/{name}    Starlette's FileResponse of a fixture clip (honours Range), for the download figure
 
-Like `fal-emulator serve`, it binds its socket itself (port 0 picks a free one, TCP_NODELAY as the emulator
-sets it), runs uvicorn with the same defaults (asyncio loop, h11 unless httptools is installed, log level
-warning) and prints one `baseline ready {json}` line with its port and pid once it accepts connections.
+Run as a script, like `fal-emulator serve` it binds its socket itself (port 0 picks a free one, TCP_NODELAY as
+the emulator sets it), runs `uvicorn.Server.serve` on the event loop the emulator runs (`fal_emulator.server.run`),
+with uvicorn's defaults otherwise (httptools when installed, log level warning), and prints one
+`baseline ready {json}` line with its port and pid once it accepts connections.
 """
 
 from __future__ import annotations
@@ -93,7 +95,9 @@ async def serve(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=0)
-    asyncio.run(serve(parser.parse_args().port))
+    from fal_emulator.server import run  # the emulator's event loop (not imported by `uvicorn baseline_app:app`)
+
+    run(serve(parser.parse_args().port))
 
 
 if __name__ == "__main__":

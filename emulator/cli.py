@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import shlex
 import sys
@@ -234,10 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return env_command(settings, proxy=args.proxy)
     if args.command == "record":
         return record(args, settings)
-    from fal_emulator.server import ListenError, StateDirError, serve
+    from fal_emulator.server import ListenError, StateDirError, run, serve
 
     try:
-        asyncio.run(serve(settings, log_level=args.log_level))
+        run(serve(settings, log_level=args.log_level))
     except (ListenError, StateDirError) as exc:
         print(f"fal-emulator: {exc.strerror}", file=sys.stderr)
         return 1

@@ -25,7 +25,7 @@ import shlex
 import signal
 import socket
 import sys
-from collections.abc import Generator
+from collections.abc import Coroutine, Generator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -334,3 +334,19 @@ async def serve(settings: Settings, *, log_level: str = "info", app: ASGIApp | N
         uvicorn_log.removeFilter(once)
         if listening is not None and read_listening(settings.state_dir) == listening:
             record.unlink(missing_ok=True)  # unless another server has taken the state dir over
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` (e.g. `serve(settings)`) to its end on uvloop's event loop, the one the `uvicorn` command
+    picks (`--loop auto`), when uvloop is installed (`uvicorn[standard]`: Linux and macOS); else on asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main)
+    else:  # pragma: no cover - Python 3.10
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        asyncio.run(main)
