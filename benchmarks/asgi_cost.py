@@ -71,11 +71,18 @@ class Call:
     async def once(self) -> None:
         await self.app(dict(self.scope), self.receive, self.send)
 
+    def fresh_scope(self) -> dict[str, Any]:
+        """The scope with new header objects, as a server makes for each request (what the app keeps of them
+        then costs what it costs in a server)."""
+        headers = [(bytes(bytearray(name)), bytes(bytearray(value))) for name, value in self.scope["headers"]]
+        return {**self.scope, "headers": headers}
+
     async def many(self, calls: int) -> float:
-        """CPU seconds per call over `calls` calls."""
+        """CPU seconds per call over `calls` calls (the scopes are made before the clock starts)."""
+        scopes = [self.fresh_scope() for _ in range(calls)]
         started = time.process_time()
-        for _ in range(calls):
-            await self.app(dict(self.scope), self.receive, self.send)
+        for scope in scopes:
+            await self.app(scope, self.receive, self.send)
         return (time.process_time() - started) / calls
 
 

@@ -45,53 +45,33 @@ def redact(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return shown
 
 
-class Exchange:
-    """One HTTP exchange as recorded: raw ASGI values, made into its journal entry on first read."""
+# An HTTP exchange as recorded: (seq, at, method, path, query, headers, body_sha256, body_size, status, request_id),
+# raw ASGI values (latin-1 bytes) in a tuple of immutable values, which the garbage collector stops tracking.
+Exchange = tuple[int, float, str, str, bytes, tuple[tuple[bytes, bytes], ...], str, int, int, "str | None"]
 
-    __slots__ = (
-        "_entry", "at", "body_sha256", "body_size", "headers", "method", "path", "query", "request_id", "seq", "status",
-    )  # fmt: skip
 
-    def __init__(
-        self,
-        seq: int,
-        at: float,
-        method: str,
-        path: str,
-        query: bytes,
-        headers: Iterable[tuple[bytes, bytes]],
-        body_sha256: str,
-        body_size: int,
-        status: int,
-        request_id: str | None,
-    ) -> None:
-        self.seq, self.at, self.method, self.path, self.query, self.headers = seq, at, method, path, query, headers
-        self.body_sha256, self.body_size, self.status, self.request_id = body_sha256, body_size, status, request_id
-        self._entry: dict[str, Any] | None = None
-
-    def entry(self) -> dict[str, Any]:
-        if self._entry is None:
-            self._entry = {
-                "seq": self.seq,
-                "at": isoformat(self.at),
-                "kind": "http",
-                "method": self.method,
-                "path": self.path,
-                "query": self.query.decode("latin-1"),
-                "headers": redact((k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers),
-                "body_sha256": self.body_sha256,
-                "body_size": self.body_size,
-                "status": self.status,
-                "request_id": self.request_id,
-            }
-            self.headers = ()  # redacted now: the raw values go
-        return self._entry
+def _entry(exchange: Exchange) -> dict[str, Any]:
+    seq, at, method, path, query, headers, body_sha256, body_size, status, request_id = exchange
+    return {
+        "seq": seq,
+        "at": isoformat(at),
+        "kind": "http",
+        "method": method,
+        "path": path,
+        "query": query.decode("latin-1"),
+        "headers": redact((k.decode("latin-1"), v.decode("latin-1")) for k, v in headers),
+        "body_sha256": body_sha256,
+        "body_size": body_size,
+        "status": status,
+        "request_id": request_id,
+    }
 
 
 class Journal:
     def __init__(self, clock: Clock, max_entries: int = MAX_ENTRIES) -> None:
         self._clock = clock
         self._entries: deque[dict[str, Any] | Exchange] = deque(maxlen=max_entries)
+        self._raw = 0  # entries still kept as an Exchange
         self._seq = 0
 
     def record(self, kind: str, **fields: Any) -> dict[str, Any]:
@@ -116,20 +96,24 @@ class Journal:
         status: int,
         request_id: str | None,
     ) -> None:
-        """Record an HTTP exchange: `query` and `headers` as ASGI gives them (latin-1 bytes; `headers` is kept,
-        not copied, until the entry is first read), `status` 0 when no answer was sent."""
+        """Record an HTTP exchange: `query` and `headers` as ASGI gives them (latin-1 bytes), `status` 0 when no
+        answer was sent. Its entry is made, and redacted, when the journal is next read."""
         self._seq += 1
+        self._raw += 1
+        at = self._clock.now()
         self._entries.append(
-            Exchange(
-                self._seq, self._clock.now(), method, path, query, headers, body_sha256, body_size, status, request_id
-            )
+            (self._seq, at, method, path, query, tuple(headers), body_sha256, body_size, status, request_id)
         )
 
     def entries(self, filters: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """Entries whose fields equal every given filter (values compared as strings)."""
         wanted = dict(filters or {})
-        entries = (entry.entry() if isinstance(entry, Exchange) else entry for entry in self._entries)
-        return [entry for entry in entries if all(str(entry.get(k)) == v for k, v in wanted.items())]
+        made = [entry if isinstance(entry, dict) else _entry(entry) for entry in self._entries]
+        if self._raw:  # keep what was made: the next read finds it
+            self._entries = deque(made, maxlen=self._entries.maxlen)
+            self._raw = 0
+        return [entry for entry in made if all(str(entry.get(k)) == v for k, v in wanted.items())]
 
     def clear(self) -> None:
         self._entries.clear()
+        self._raw = 0

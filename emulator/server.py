@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import gc
 import ipaddress
 import json
 import logging
@@ -41,6 +42,7 @@ from fal_emulator.settings import Settings, default_state_dir
 from fal_emulator.tls import TlsFiles, ensure_tls
 
 READY_PREFIX = "fal-emulator ready "
+ACCESS_LOG_LEVELS = {"trace", "debug", "info"}  # uvicorn's access lines are logged at INFO
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,8 @@ def prepare_state_dir(settings: Settings) -> TlsFiles:
 def uvicorn_config(app: ASGIApp, *, log_level: str, lifespan: bool, tls: TlsFiles | None = None) -> uvicorn.Config:
     """The one place where every uvicorn listener's settings are made (timeouts, limits, TLS)."""
     extra: dict[str, Any] = {"ssl_certfile": tls.server_cert, "ssl_keyfile": tls.server_key} if tls else {}
+    # At a level that mutes uvicorn's access logger, no access line is formatted for each request either.
+    extra["access_log"] = log_level in ACCESS_LOG_LEVELS
     return uvicorn.Config(
         app, lifespan="on" if lifespan else "off", log_level=log_level, timeout_graceful_shutdown=1, **extra
     )
@@ -282,6 +286,8 @@ async def serve(settings: Settings, *, log_level: str = "info", app: ASGIApp | N
             sock.close()
         raise
     answers = EndOpenAnswers(app or create_app(settings))
+    gc.collect()
+    gc.freeze()  # what start-up made lives as long as the process: later collections need not walk it
     servers = [
         # The HTTP listener runs the app's lifespan (webhook deliveries) for both: they share one app.
         _Server(uvicorn_config(answers, log_level=log_level, lifespan=True)),
