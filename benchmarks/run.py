@@ -73,6 +73,7 @@ class Plan:
     hold: float  # seconds the SSE streams are held open before their requests complete
     prism: bool
     aimock: bool
+    granian: bool  # also each store's app under granian's CLI (side by side only)
     stores: tuple[str, ...]
     parts: frozenset[str] = PARTS  # which measurements run
 
@@ -176,6 +177,22 @@ def side_by_side(plan: Plan, work: Path, peers: Peers) -> Iterator[list[Live]]:
                     download_url=f"{running.base_url}/files/{CLIP}",
                 )
             )
+        if plan.granian:
+            for store in plan.stores:
+                env = {"FAL_EMULATOR_STORE": store}
+                server = procs.granian_emulator(work / f"granian-{store}", work / f"granian-{store}.log", env)
+                running = stack.enter_context(server).start()
+                first = drivers.submit_once(running.base_url)
+                lives.append(
+                    Live(
+                        Target(f"{emulator_name(store)} (granian)"),
+                        running.base_url,
+                        first["status_url"],
+                        running.pid,
+                        lifecycle=drivers.lifecycles,
+                        download_url=f"{running.base_url}/files/{CLIP}",
+                    )
+                )
         if peers.prism is not None:
             running = stack.enter_context(procs.prism(peers.prism, DOCUMENT, work / "prism.log")).start()
             status_url = f"{running.base_url}/{ENDPOINT}/requests/{uuid.uuid4()}/status"
@@ -407,6 +424,9 @@ def parse_plan(argv: list[str] | None) -> tuple[Plan, argparse.Namespace]:
     parser.add_argument("--no-prism", action="store_true", help="leave Prism out")
     parser.add_argument("--no-aimock", action="store_true", help="leave aimock out")
     parser.add_argument("--peers", action="store_true", help="with --quick: measure Prism and aimock too")
+    parser.add_argument(
+        "--granian", action="store_true", help="also serve each store's app under granian (pip install granian)"
+    )
     parser.add_argument("--load-tool", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument(
         "--skip", default="", help="leave out some of: ready, curves, sse (comma-separated; the table always runs)"
@@ -426,6 +446,7 @@ def parse_plan(argv: list[str] | None) -> tuple[Plan, argparse.Namespace]:
         hold=1.0 if quick else 5.0,
         prism=not ((quick and not args.peers) or args.no_prism),
         aimock=not ((quick and not args.peers) or args.no_aimock),
+        granian=bool(args.granian),
         stores=tuple(s.strip() for s in args.stores.split(",") if s.strip()),
         parts=PARTS - {part.strip() for part in args.skip.split(",")},
     )
@@ -460,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
         notes.append("Prism left out (--quick or --no-prism)")
     if not plan.aimock:
         notes.append("aimock left out (--quick or --no-aimock)")
+    if plan.granian and not procs.granian_available():
+        notes.append("granian left out: not installed (`.venv/bin/pip install granian`)")
+        plan = dataclasses.replace(plan, granian=False)
     raise_fd_limit(plan.streams * 2 + 256)
     for note in notes:
         log(note)

@@ -338,3 +338,41 @@ def aimock(script: Path, output: Mapping[str, object], work: Path, log: Path) ->
     node = shutil.which("node") or "node"
     argv = [node, str(script), "-h", "127.0.0.1", "-p", "0", "-f", str(fixture), "--log-level", "info"]
     return ServerProcess("aimock", argv, log, ready, env={**os.environ, "NO_COLOR": "1"})
+
+
+# -- granian --------------------------------------------------------------------------------------
+
+GRANIAN_WORKER = re.compile(r"Spawning worker-1 with PID: (\d+)")
+
+
+def granian_available() -> bool:
+    return Path(sys.executable).with_name("granian").is_file()
+
+
+def granian_emulator(state_dir: Path, log: Path, extra_env: Mapping[str, str] | None = None) -> ServerProcess:
+    """The emulator's app (`fal_emulator.http.app:create_app`, settings from `FAL_EMULATOR_*`) under granian's CLI
+    on plain HTTP: one worker, granian's defaults otherwise, no access log. Ready when its worker has started;
+    the pid is the worker's, which serves the requests."""
+    port = free_port()
+    worker: list[int] = []
+
+    def ready(line: str) -> tuple[str, int | None] | None:
+        found = GRANIAN_WORKER.search(line)
+        if found:
+            worker.append(int(found.group(1)))
+        if "Started worker-1" in line:
+            return f"http://127.0.0.1:{port}", worker[0] if worker else None
+        return None
+
+    env = {
+        **os.environ,
+        "FAL_EMULATOR_STATE_DIR": str(state_dir),
+        "FAL_EMULATOR_POLICY": "instant",
+        "FAL_EMULATOR_SEED": "1",
+        **(extra_env or {}),
+    }
+    argv = [
+        str(Path(sys.executable).with_name("granian")), "--interface", "asgi", "--host", "127.0.0.1",
+        "--port", str(port), "--no-access-log", "--factory", "fal_emulator.http.app:create_app",
+    ]  # fmt: skip
+    return ServerProcess("granian", argv, log, ready, env=env)

@@ -245,8 +245,8 @@ LATENCY_GROWTH = 1.25
 
 
 def store_of(target: Target) -> str:
-    """`emulator · sqlite` -> `sqlite`."""
-    return target.name.rpartition(" ")[2]
+    """`emulator · sqlite` -> `sqlite`; `emulator · memory (granian)` -> `memory`."""
+    return target.name.partition(" · ")[2].partition(" ")[0]
 
 
 def _share_limit(shares: dict[str, float], durable: float, target: Target) -> float:
