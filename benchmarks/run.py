@@ -1,22 +1,25 @@
-"""Side by side: a bare Starlette app (the practical limit), fal-emulator (memory and SQLite stores) and Prism.
+"""Side by side: a bare Starlette app under the stock uvicorn CLI (the practical limit), the same app started
+as the emulator starts, fal-emulator (each store it offers), Prism and aimock (fal's queue).
 
-    .venv/bin/python benchmarks/run.py            # full run, about 8 minutes
-    .venv/bin/python benchmarks/run.py --quick    # CI-sized: short runs, 10 and 1,000 live requests, no Prism
+    .venv/bin/python benchmarks/run.py            # full run, about 12 minutes
+    .venv/bin/python benchmarks/run.py --quick    # CI-sized: short runs, 10 and 1,000 live requests, no peers
 
 One run starts every server on 127.0.0.1 and a free port and measures, with wrk (`-t1 -c32`; a Python
 generator, labelled, when wrk is missing):
 
-1. status-poll throughput and p50/p99 (a real request's status URL; Prism: the same document's status route);
-2. submit throughput, validation included (the seed body of fal-ai/veo3/image-to-video);
+1. status-poll throughput, p50/p99 and server CPU per request (a real request's status URL; Prism: the same
+   document's status route; aimock: a request made through its fal queue handler);
+2. submit throughput, validation included, and server CPU per request (the seed body of
+   fal-ai/veo3/image-to-video);
 3. full lifecycles per second with `--policy instant` (submit → COMPLETED → result; asyncio + httpx);
 4. MP4 download with `Range: bytes=0-65535`, requests/s and MB/s;
 5. start → ready line, median of several starts;
 
 then the scaling curves (status and submit with 10 … 100,000 live requests, RSS per request) and 1,000
 concurrent SSE status streams closed at COMPLETED, and prints one Markdown report with every figure's
-ratio to the baseline and a PASS/FAIL verdict per budget. Measurements 1-4 run interleaved over all servers,
-`--rounds` times, keeping each server's best run: load from other processes then costs one sample, not one
-server. Everything started here is stopped before the script exits; every run is bounded in time.
+ratio to the baseline, the ratios to each peer and a PASS/FAIL verdict per budget. Measurements 1-4 run
+interleaved over all servers, `--rounds` times, keeping each server's best run: load from other processes then
+costs one sample, not one server. Everything started here is stopped before the script exits; every run is bounded in time.
 """
 
 from __future__ import annotations
