@@ -19,7 +19,8 @@ then the scaling curves (status and submit with 10 … 100,000 live requests, RS
 concurrent SSE status streams closed at COMPLETED, and prints one Markdown report with every figure's
 ratio to the baseline, the ratios to each peer and a PASS/FAIL verdict per budget. Measurements 1-4 run
 interleaved over all servers, `--rounds` times, keeping each server's best run: load from other processes then
-costs one sample, not one server. Everything started here is stopped before the script exits; every run is bounded in time.
+costs one sample, not one server. Everything started here is stopped before the script exits; every run is
+bounded in time.
 """
 
 from __future__ import annotations
