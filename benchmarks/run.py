@@ -87,7 +87,10 @@ def log(message: str) -> None:
 
 
 def best(current: LoadResult | None, new: LoadResult) -> LoadResult:
-    return new if current is None or new.rps > current.rps else current
+    """The better of two runs: one without errors over one with, then the higher throughput."""
+    if current is None:
+        return new
+    return max(current, new, key=lambda result: (result.errors == 0, result.rps))
 
 
 @dataclass
@@ -102,6 +105,14 @@ class Live:
     submit_path: str | None = f"/{ENDPOINT}"  # None: no submit route (the baselines)
     lifecycle: Callable[[str, float], drivers.CycleResult] | None = None
     download_url: str | None = None
+    # A new request's status URL, asked for before each status run: for a server that forgets requests (aimock
+    # keeps its last 10,000), whose first request is gone once the submit runs have made more.
+    fresh_status: Callable[[], str] | None = None
+
+    def status_load(self) -> Load:
+        if self.fresh_status is not None:
+            self.status_url = self.fresh_status()
+        return Load(self.status_url, headers={**AUTH, **self.headers})
 
 
 REDIS: list[procs.RedisDatabases] = []  # the run's redis-server, when the Redis store is measured
@@ -138,15 +149,19 @@ def aimock_live(base_url: str, pid: int) -> Live:
     host (`https://queue.fal.run/...`), which the lifecycle driver maps back to aimock's `/fal/` paths."""
     headers = dict(procs.AIMOCK_HOST_HEADER)
     submit_path = f"{procs.AIMOCK_PREFIX}/{ENDPOINT}"
-    first = drivers.submit_seed(f"{base_url}{submit_path}", headers)
 
     def rebase(url: str) -> str:
         return url.replace("https://queue.fal.run", f"{base_url}{procs.AIMOCK_PREFIX}", 1)
 
+    def fresh_status() -> str:
+        return rebase(drivers.submit_seed(f"{base_url}{submit_path}", headers)["status_url"])
+
     def cycles(url: str, seconds: float) -> drivers.CycleResult:
         return drivers.lifecycles(url, seconds, submit_path=submit_path, headers=headers, rebase=rebase)
 
-    return Live(Target(AIMOCK), base_url, rebase(first["status_url"]), pid, headers, submit_path, lifecycle=cycles)
+    return Live(
+        Target(AIMOCK), base_url, fresh_status(), pid, headers, submit_path, lifecycle=cycles, fresh_status=fresh_status
+    )
 
 
 @contextlib.contextmanager
@@ -211,13 +226,13 @@ def side_by_side(plan: Plan, work: Path, peers: Peers) -> Iterator[list[Live]]:
 def measure_side_by_side(plan: Plan, tool: LoadTool, lives: list[Live]) -> None:
     """Measurements 1-4, each over every server in turn, `plan.rounds` times; the best run of each counts."""
     for live in lives:  # warm up each server's code paths (and a JIT) before any measured run
-        tool.run(Load(live.status_url, headers={**AUTH, **live.headers}), 1)
+        tool.run(live.status_load(), 1)
     for round_ in range(1, plan.rounds + 1):
         step = f"round {round_}/{plan.rounds}"
         for live in lives:
             log(f"{step}: status poll on {live.target.name}")
-            load = Load(live.status_url, headers={**AUTH, **live.headers})
-            live.target.status = best(live.target.status, run_measured(tool, load, plan.seconds, live.pid))
+            result = run_measured(tool, live.status_load(), plan.seconds, live.pid)
+            live.target.status = best(live.target.status, result)
         for live in lives:
             if live.submit_path is not None:
                 log(f"{step}: submit on {live.target.name}")
@@ -383,6 +398,9 @@ def render(plan: Plan, tool: LoadTool, targets: list[Target], notes: list[str], 
     if any(t.sse for t in emulators):
         lines += ["### Concurrent SSE status streams", "", *report.sse_table(emulators), ""]
     lines += ["### Budgets", "", *report.budget_table(verdicts, emulators), ""]
+    implied = report.cpu_implied(baseline, emulators, peers)
+    if implied:
+        lines += [*implied, ""]
     for key, times in (("prism", report.PRISM_TIMES), ("aimock", report.AIMOCK_TIMES)):
         peer = peers.get(key)
         if peer and peer.status and baseline.status and peer.status.rps:

@@ -420,3 +420,38 @@ def most_at_risk(verdicts: list[Verdict]) -> list[str]:
     if failed and closest:
         lines.append(f"Closest to failing among the passes: {closest[1]}.")
     return lines
+
+
+def cpu_implied(baseline: Target, emulators: list[Target], peers: dict[str, Target]) -> list[str]:
+    """What the CPU cost per request implies for the throughput ratios: on a machine where the server has a core
+    to itself, its throughput is about 1 / (CPU per request), so a ratio of CPU costs is a ratio of throughputs
+    that other processes' load moves far less than the measured one."""
+
+    def cpu(result: LoadResult | None) -> float | None:
+        return result.cpu_us_per_request if result else None
+
+    lines = []
+    base = cpu(baseline.status)
+    for target in emulators:
+        parts = []
+        for what, mine, theirs, other in (
+            ("status", cpu(target.status), base, "the baseline's status"),
+            ("submit", cpu(target.submit), base, "the baseline's status"),
+            *(
+                (what, cpu(getattr(target, what)), cpu(getattr(peer, what)), peer.name)
+                for peer in peers.values()
+                for what in ("status", "submit")
+            ),
+        ):
+            if mine and theirs:
+                parts.append(f"{what} {theirs / mine:.2f}× {other}")
+        if parts:
+            lines.append(f"- {target.name}: " + "; ".join(parts))
+    if not lines:
+        return []
+    return [
+        "By server CPU per request (the steadier figure on a shared machine: throughput ≈ 1 / CPU per request when "
+        "the server has a core to itself), the same ratios are:",
+        "",
+        *lines,
+    ]
