@@ -18,9 +18,10 @@ from starlette.types import Receive, Scope, Send
 
 from fal_emulator.catalog import Catalog, load_catalog
 from fal_emulator.errors import ConnectionDrop, FalError, GatewayError
+from fal_emulator.fal_hosts import role_of
 from fal_emulator.http import control_routes, media_routes, queue_routes, storage_routes
-from fal_emulator.http.host_routing import FalHostMiddleware
-from fal_emulator.http.middleware import EdgeMiddleware, drop
+from fal_emulator.http.host_routing import NOT_ON_QUEUE, FalHostMiddleware, host_of
+from fal_emulator.http.middleware import EdgeMiddleware, Shortcut, drop
 from fal_emulator.http.rendering import NO_REQUEST_ID, emulator_of, fal_json, is_request_id
 from fal_emulator.http.routing import SegmentRouter
 from fal_emulator.scenarios import ScenarioError
@@ -110,6 +111,25 @@ async def server_error(request: Request, exc: Exception) -> Response:
     return fal_json({"detail": "Internal Server Error"}, 500, _answer_id(request))
 
 
+def plain_poll(router: SegmentRouter, emulator: Emulator) -> Shortcut:
+    """The edge's shortcut for plain status polls: a call that the router would give the status route, sent
+    to the emulator's own address or to fal's queue host (where `FalHostMiddleware` serves the queue paths as
+    they are), answered by `queue_routes.plain_status` or else (None) by the app."""
+
+    def answer(scope: Scope) -> tuple[int, bytes, str] | None:
+        role = role_of(host_of(scope))
+        if role is not None and (role != "queue" or scope["path"].startswith(NOT_ON_QUEUE)):
+            return None
+        found = router.full_match(scope)
+        if found is None or getattr(found[0], "endpoint", None) is not queue_routes.status:
+            return None
+        path_params = found[1]
+        plain = queue_routes.plain_status(emulator, scope, path_params)
+        return None if plain is None else (*plain, path_params["request_id"])
+
+    return answer
+
+
 def create_app(settings: Settings | None = None, *, catalog: Catalog | None = None) -> Starlette:
     """Build the emulator app. Reads `FAL_EMULATOR_*` settings when `settings` is None.
 
@@ -142,11 +162,11 @@ def create_app(settings: Settings | None = None, *, catalog: Catalog | None = No
             Exception: server_error,
         },
     )
-    app.router = SegmentRouter(ROUTES, lifespan=lifespan)  # the same routes, matched by first path segment
+    router = app.router = SegmentRouter(ROUTES, lifespan=lifespan)  # the same routes, by first path segment
     app.state.emulator = emulator
     app.state.webhooks = webhooks
     # fal's own hostnames, through the HTTPS proxy: inside the edge (journal, faults, request ids), which sees
     # the path as sent
     app.add_middleware(FalHostMiddleware, emulator=emulator)
-    app.add_middleware(EdgeMiddleware, emulator=emulator)
+    app.add_middleware(EdgeMiddleware, emulator=emulator, shortcut=plain_poll(router, emulator))
     return app

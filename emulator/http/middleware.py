@@ -11,6 +11,10 @@ In order, for each HTTP request:
   `drop` (close the connection before a complete answer);
 - request ids: every answer carries `x-fal-request-id`, except gateway errors, which must not (they mark
   themselves with the internal `x-emulator-no-request-id` header, removed here).
+
+A `shortcut` may answer a call itself, inside the journal, before the app: `create_app` gives one for plain
+status polls (the call clients make most), which answers them as the status route does without building a
+Starlette request and response (`queue_routes.plain_status`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import urllib.parse
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,12 +36,16 @@ REQUEST_ID = REQUEST_ID_HEADER.encode()
 NO_ID = NO_REQUEST_ID.encode()
 RUN_HOSTS = {"fal.run", "falrun.com"}
 EMPTY_SHA256 = hashlib.sha256().hexdigest()
+JSON_TYPE = (b"content-type", b"application/json")
+# A call answered without the app: (status code, JSON body, request id); None: the app answers.
+Shortcut = Callable[[Scope], "tuple[int, bytes, str] | None"]
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, emulator: Emulator) -> None:
+    def __init__(self, app: ASGIApp, emulator: Emulator, shortcut: Shortcut | None = None) -> None:
         self.app = app
         self.emulator = emulator
+        self.shortcut = shortcut
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,7 +87,14 @@ class EdgeMiddleware:
             await send(message)
 
         try:
-            await self._answer(scope, receive_and_hash, send_and_note, scenario)
+            answer = self.shortcut(scope) if self.shortcut is not None and not scenario else None
+            if answer is None:
+                await self._answer(scope, receive_and_hash, send_and_note, scenario)
+            else:  # headers as the route's FalJSONResponse orders them
+                code, body, answer_id = answer
+                headers = [(REQUEST_ID, answer_id.encode()), (b"content-length", b"%d" % len(body)), JSON_TYPE]
+                await send_and_note({"type": "http.response.start", "status": code, "headers": headers})
+                await send_and_note({"type": "http.response.body", "body": body})
         finally:
             self.emulator.journal.record_exchange(
                 scope["method"],

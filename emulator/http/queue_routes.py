@@ -18,22 +18,31 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import cast
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.types import Send
+from starlette.types import Scope, Send
 
 from fal_emulator.errors import ConnectionDrop, FalError, ModelError, RequestError, error_item
-from fal_emulator.http.auth import authenticate
+from fal_emulator.http.auth import authenticate, check_authorization
 from fal_emulator.http.host_routing import media_base_url
-from fal_emulator.http.rendering import REQUEST_ID_HEADER, base_url, emulator_of, fal_json, status_body
+from fal_emulator.http.rendering import (
+    REQUEST_ID_HEADER,
+    base_url,
+    dumps,
+    emulator_of,
+    fal_json,
+    plain_base_url,
+    status_body,
+)
 from fal_emulator.queue import PRIORITY_RANK, Outcome, Priority, Status, StatusView
 from fal_emulator.scenarios import HEADER as SCENARIO_HEADER, call_error, rejection_error
-from fal_emulator.service import Submission, SubmitOptions
+from fal_emulator.service import Emulator, Submission, SubmitOptions
 
+SCENARIO = SCENARIO_HEADER.lower().encode()
 STREAM_TICK = 0.05  # seconds between two looks at a streamed request
 RUN_TICK = 0.02  # seconds between two looks at a synchronous request
 
@@ -207,8 +216,38 @@ async def status(request: Request) -> Response:
     request_id = request.path_params["request_id"]
     with_logs = wants_logs(request)
     view = emulator_of(request).status(request.path_params["app_path"], request_id)
-    code = 200 if view.status is Status.COMPLETED else 202
-    return fal_json(status_body(view, base_url(request), with_logs=with_logs), code, request_id)
+    return fal_json(status_body(view, base_url(request), with_logs=with_logs), status_code(view), request_id)
+
+
+def status_code(view: StatusView) -> int:
+    """A status poll answers 200 once COMPLETED, 202 before."""
+    return 200 if view.status is Status.COMPLETED else 202
+
+
+def plain_status(emulator: Emulator, scope: Scope, path_params: Mapping[str, str]) -> tuple[int, bytes] | None:
+    """The status route's answer (status code, JSON body) to a plain poll, made from the ASGI scope without
+    building a Starlette request and response: a GET with no query string, no `X-Fal-Emulator-Scenario`
+    header, nothing scripted for any route, an accepted `Authorization` header, a known request and a plain
+    `Host` header. None for every other call, which the route then answers (nothing has changed yet: the
+    checks come before the poll). The answer is the route's own: `status` above makes it the same way.
+    """
+    if scope["method"] != "GET" or scope.get("query_string") or emulator.route_outcomes:
+        return None
+    authorization = ""
+    for name, value in scope["headers"]:
+        if name == SCENARIO:
+            return None
+        if name == b"authorization" and not authorization:
+            authorization = value.decode("latin-1")
+    base = plain_base_url(scope)
+    if base is None:
+        return None
+    try:
+        check_authorization(authorization, emulator.settings.keys)
+        view = emulator.status(path_params["app_path"], path_params["request_id"])
+    except FalError:  # a 401, or a 404 raised before the request was read
+        return None
+    return status_code(view), dumps(status_body(view, base, with_logs=False))
 
 
 async def stream_status(request: Request) -> Response:

@@ -14,6 +14,7 @@ from typing import Any, TypeGuard
 import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import Scope
 
 from fal_emulator.queue import Status, StatusView
 from fal_emulator.service import Emulator
@@ -39,17 +40,19 @@ def emulator_of(request: Request) -> Emulator:
 
 def base_url(request: Request) -> str:
     """The scheme and authority the client reached us on, e.g. `https://127.0.0.1:8471`: the `Host` header,
-    else the server's address, as Starlette's `request.url` gives them (read from the scope, without building
-    the whole URL, for a plain host)."""
-    scope = request.scope
+    else the server's address, as Starlette's `request.url` gives them."""
+    return plain_base_url(request.scope) or f"{request.url.scheme}://{request.url.netloc}"
+
+
+def plain_base_url(scope: Scope) -> str | None:
+    """`base_url` read from the scope alone, without building the whole URL: for a plain `Host` header (the
+    usual case); None for anything else (no Host header, or one that `request.url` would clean or refuse)."""
     scheme = scope.get("scheme", "http")
     for name, value in scope["headers"]:
         if name == b"host":
             host = value.decode("latin-1")
-            if scheme in ("http", "https") and PLAIN_HOST.fullmatch(host):
-                return f"{scheme}://{host}"
-            break
-    return f"{request.url.scheme}://{request.url.netloc}"
+            return f"{scheme}://{host}" if scheme in ("http", "https") and PLAIN_HOST.fullmatch(host) else None
+    return None
 
 
 def dumps(body: Any) -> bytes:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from starlette.routing import BaseRoute, Router
+from starlette.routing import BaseRoute, Match, Router
 from starlette.types import Receive, Scope, Send
 
 
@@ -59,3 +59,17 @@ class SegmentRouter(Router):
         scope.setdefault("router", self)  # url_for looks every route up, not only this share's
         segment = scope["path"][1:].partition("/")[0]
         await self._by_segment.get(segment, self._anywhere)(scope, receive, send)
+
+    def full_match(self, scope: Scope) -> tuple[BaseRoute, dict[str, Any]] | None:
+        """The route this router would run for an HTTP `scope`, with its path parameters; None when no route
+        matches fully (a 404 or 405) or the scope is not a plain HTTP one."""
+        if scope["type"] != "http" or scope.get("root_path"):
+            return None
+        if len(self.routes) != self._indexed:
+            self._index()
+        segment = scope["path"][1:].partition("/")[0]
+        for route in self._by_segment.get(segment, self._anywhere).routes:
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                return route, child_scope.get("path_params", {})
+        return None
