@@ -58,9 +58,7 @@ class EdgeMiddleware:
             elif name == SCENARIO:
                 scenario = scenario or value.decode("latin-1")
         if target:
-            url = urllib.parse.urlsplit(target)
-            path = f"/run{url.path}" if url.hostname in RUN_HOSTS else url.path
-            scope = {**scope, "path": path, "raw_path": path.encode(), "query_string": url.query.encode()}
+            scope = routed_to(scope, target)
         if scope["path"].startswith(CONTROL_PREFIX):
             await self._answer(scope, receive, send, scenario)
             return
@@ -133,6 +131,28 @@ class EdgeMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+def routed_to(scope: Scope, target: str) -> Scope:
+    """The scope of a call routed as if sent to `target` (an `x-fal-target-url`): its path and query (`fal.run`
+    targets under `/run/`)."""
+    url = urllib.parse.urlsplit(target)
+    path = f"/run{url.path}" if url.hostname in RUN_HOSTS else url.path
+    return {**scope, "path": path, "raw_path": path.encode(), "query_string": url.query.encode()}
+
+
+class ProxyMiddleware:
+    """The proxy routing alone, for an app without the rest of the edge (`fal-emulator record`'s)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            target = next((value.decode("latin-1") for name, value in scope["headers"] if name == TARGET_HEADER), None)
+            if target:
+                scope = routed_to(scope, target)
+        await self.app(scope, receive, send)
 
 
 async def drop(send: Send) -> None:
