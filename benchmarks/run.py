@@ -198,7 +198,10 @@ def side_by_side(plan: Plan, work: Path, peers: Peers) -> Iterator[list[Live]]:
             )
         if plan.granian:
             for store in plan.stores:
+                args = store_args(store)  # `--store X [--redis-url URL]` as FAL_EMULATOR_* variables
                 env = {"FAL_EMULATOR_STORE": store}
+                if "--redis-url" in args:
+                    env["FAL_EMULATOR_REDIS_URL"] = args[args.index("--redis-url") + 1]
                 server = procs.granian_emulator(work / f"granian-{store}", work / f"granian-{store}.log", env)
                 running = stack.enter_context(server).start()
                 first = drivers.submit_once(running.base_url)
