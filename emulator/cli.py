@@ -97,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--control-token", help="token the control plane requires (generated beyond loopback)")
     serve.add_argument("--webhook-allow", action="append", help="a host webhooks may be sent to (repeatable)")
+    serve.add_argument("--max-body-bytes", type=int, help="largest request body, bytes (default 40 MiB; beyond: 413)")
+    serve.add_argument(
+        "--read-timeout", type=float, help="seconds a request head may take and a body may stall (default 30)"
+    )
+    serve.add_argument("--max-connections", type=int, help="open connections per listener (default 2048; then 503)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument("--replay", type=Path, metavar="CASSETTE", help="play back a recorded cassette (HAR)")
     serve.add_argument("--replay-match", choices=["input", "endpoint"], help="input (default) or endpoint")
@@ -169,7 +174,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         for name in (
             "host", "http_port", "https_port", "proxy_port", "state_dir", "policy", "time_scale", "seed", "public_url",
             "prompt_scenarios", "control_token", "store", "redis_url", "render", "render_cache_mb",
-            "replay", "replay_match", "replay_strict", "concurrency", "retention", "validate_at",
+            "replay", "replay_match", "replay_strict", "concurrency", "retention", "validate_at", "max_body_bytes",
+            "read_timeout", "max_connections",
         )
     }  # fmt: skip
     keys, allow = getattr(args, "keys", None), getattr(args, "webhook_allow", None)

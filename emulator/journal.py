@@ -1,7 +1,7 @@
 """The journal: every HTTP exchange and webhook delivery, newest last, for tests to inspect.
 
-An entry is `{"seq", "at" (ISO-8601), "kind": "http" | "webhook", "method", "path", "query",
-"headers" (credentials redacted), "body_sha256", "body_size" (bytes), "status", "request_id"}`;
+An entry is `{"seq", "at" (ISO-8601), "kind": "http" | "webhook", "method", "path", "query" (secrets
+redacted), "headers" (secrets redacted), "body_sha256", "body_size" (bytes), "status", "request_id"}`;
 webhook entries also carry `url`, `attempt` and `error`. Bounded: the oldest entries go first.
 
 An HTTP exchange is recorded as it came (`record_exchange`: the clock reading, the ASGI headers) and made
@@ -10,6 +10,7 @@ into its entry, redacted, when the journal is first read: recording stays cheap 
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -19,28 +20,59 @@ from fal_emulator.clock import Clock, isoformat
 
 SECRET_HEADERS = {
     "authorization", "proxy-authorization", "x-fal-emulator-token", "x-fal-cdn-token", "x-api-key", "cookie",
-    "x-fal-webhook-signature",
+    "set-cookie", "x-fal-webhook-signature",
 }  # fmt: skip
+# Any other header or query parameter whose name says it carries a secret.
+SECRET_NAME = re.compile(r"token|secret|passw|pwd|auth|api[-_]?key|sig(nature)?$|session|cookie|credential", re.I)
+REDACTED = "***"
 MAX_ENTRIES = 10_000
 
 
 def redact_url(url: str) -> str:
-    """A URL without the password of its user-info part: `https://u:p@h/x` -> `https://u:***@h/x`."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    """A URL without its secrets: the password of its user-info part and the values of query parameters
+    named like secrets (`https://u:p@h/x?token=t&a=1` -> `https://u:***@h/x?token=***&a=1`).
+
+    Never raises: a URL that cannot be parsed comes back as `***`.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return REDACTED
+    if password is not None:
+        user = parts.netloc.rpartition("@")[0].partition(":")[0]
+        parts = parts._replace(netloc=f"{user}:{REDACTED}@{parts.netloc.rpartition('@')[2]}")
+    if parts.query:
+        parts = parts._replace(query=redact_query(parts.query))
+    return urllib.parse.urlunsplit(parts)
+
+
+def _redact_value(name: str, value: str) -> str:
+    if SECRET_NAME.search(name):
+        return REDACTED
+    return redact_url(value) if "://" in value else value
+
+
+def redact_query(query: str) -> str:
+    """A query string with secret-named parameters' values and URL credentials redacted
+    (`fal_webhook=https://u:pw@h/` -> `fal_webhook=https://u:***@h/`)."""
+    if not query:
+        return query
+    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+    return urllib.parse.urlencode([(name, _redact_value(name, value)) for name, value in pairs], safe=":/*@")
 
 
 def redact(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Headers as a dict, with credentials cut to their scheme: `Authorization: Key ***`."""
+    """Headers as a dict, with credentials cut to their scheme (`Authorization: Key ***`), other secret-named
+    headers replaced by `***`, and URLs (`x-fal-target-url`) without their credentials."""
     shown: dict[str, str] = {}
     for name, value in headers:
         lower = name.lower()
         if lower in SECRET_HEADERS:
             scheme, _, secret = value.partition(" ")
-            value = f"{scheme} ***" if secret else "***"
+            value = f"{scheme} {REDACTED}" if secret else REDACTED
+        else:
+            value = _redact_value(lower, value)
         shown[lower] = value
     return shown
 
@@ -58,7 +90,7 @@ def _entry(exchange: Exchange) -> dict[str, Any]:
         "kind": "http",
         "method": method,
         "path": path,
-        "query": query.decode("latin-1"),
+        "query": redact_query(query.decode("latin-1")),
         "headers": redact((k.decode("latin-1"), v.decode("latin-1")) for k, v in headers),
         "body_sha256": body_sha256,
         "body_size": body_size,

@@ -34,6 +34,7 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
+from fal_emulator.connections import uvicorn_options
 from fal_emulator.fal_hosts import FAL_HOSTS
 from fal_emulator.http.app import create_app
 from fal_emulator.http.shutdown import EndOpenAnswers
@@ -207,14 +208,16 @@ def prepare_state_dir(settings: Settings) -> TlsFiles:
         ) from exc
 
 
-def uvicorn_config(app: ASGIApp, *, log_level: str, lifespan: bool, tls: TlsFiles | None = None) -> uvicorn.Config:
-    """The one place where every uvicorn listener's settings are made (timeouts, limits, TLS)."""
+def uvicorn_config(
+    app: ASGIApp, settings: Settings, *, log_level: str, lifespan: bool, tls: TlsFiles | None = None
+) -> uvicorn.Config:
+    """The one place where every uvicorn listener's settings are made: timeouts and limits
+    (`fal_emulator.connections`), TLS."""
     extra: dict[str, Any] = {"ssl_certfile": tls.server_cert, "ssl_keyfile": tls.server_key} if tls else {}
+    extra.update(uvicorn_options(settings, log_level))
     # At a level that mutes uvicorn's access logger, no access line is formatted for each request either.
     extra["access_log"] = log_level in ACCESS_LOG_LEVELS
-    return uvicorn.Config(
-        app, lifespan="on" if lifespan else "off", log_level=log_level, timeout_graceful_shutdown=1, **extra
-    )
+    return uvicorn.Config(app, lifespan="on" if lifespan else "off", timeout_graceful_shutdown=1, **extra)
 
 
 class _Server(uvicorn.Server):
@@ -290,8 +293,8 @@ async def serve(settings: Settings, *, log_level: str = "info", app: ASGIApp | N
     gc.freeze()  # what start-up made lives as long as the process: later collections need not walk it
     servers = [
         # The HTTP listener runs the app's lifespan (webhook deliveries) for both: they share one app.
-        _Server(uvicorn_config(answers, log_level=log_level, lifespan=True)),
-        _Server(uvicorn_config(answers, log_level=log_level, lifespan=False, tls=tls)),
+        _Server(uvicorn_config(answers, settings, log_level=log_level, lifespan=True)),
+        _Server(uvicorn_config(answers, settings, log_level=log_level, lifespan=False, tls=tls)),
     ]
     once = _OncePerProcess()
     uvicorn_log = logging.getLogger("uvicorn.error")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,7 +20,7 @@ from fal_emulator.errors import BILLABLE_UNITS_HEADER, ConnectionDrop, FalError,
 from fal_emulator.failures import FAILURES
 from fal_emulator.ids import IdSource
 from fal_emulator.inputs import check_input_images
-from fal_emulator.journal import Journal
+from fal_emulator.journal import Journal, redact_url
 from fal_emulator.media import MediaLibrary
 from fal_emulator.queue import Outcome, Policy, Priority, Queue, Status, StatusView, Store
 from fal_emulator.render.renderer import Renderer
@@ -47,6 +47,7 @@ ANY_ENDPOINT = "*"
 RESOLUTION_OF_SHORT_SIDE = {pixels: name for name, pixels in SHORT_SIDE.items()}  # 720 -> "720p"
 # Seconds a runner spends on an input it refuses (FastAPI rejects the body before the app's code runs).
 REFUSAL_SECONDS = 0.1
+OUTPUT_CACHE_SIZE = 256  # (clip, base URL) pairs
 
 
 @functools.lru_cache(maxsize=4096)
@@ -164,7 +165,8 @@ class Emulator:
             endpoint.endpoint_id: InputValidator(endpoint.input_schema, endpoint.input_schema.get("title"))
             for endpoint in catalog
         }
-        self._output_cache: dict[tuple[str, str], dict[str, Any]] = {}
+        # (clip file, base URL) -> output; the base URL follows the client's Host: bounded, least recent out first
+        self._output_cache: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         self.prices = load_price_list()
         # a cassette to play back (`--replay`); raises CassetteError for an unreadable one
         self.replay = Replay.load(settings.replay, match=settings.replay_match) if settings.replay else None
@@ -174,6 +176,7 @@ class Emulator:
         policy, the concurrency limit and the clock's scale (unfrozen); reseed if asked."""
         self.store.reset()
         self.journal.clear()
+        self._output_cache.clear()
         self.uploads.reset()
         self.renders.reset()
         self.outcomes.clear()
@@ -310,7 +313,16 @@ class Emulator:
             clip = self.media.by_name(file_name)
             assert clip is not None
             output = self._output_cache[key] = {"video": self.media.file_object(clip, base_url)}
+            if len(self._output_cache) > OUTPUT_CACHE_SIZE:
+                self._output_cache.popitem(last=False)
+        else:
+            self._output_cache.move_to_end(key)
         return output
+
+    @property
+    def cached_outputs(self) -> int:
+        """How many (clip, base URL) outputs are cached: at most OUTPUT_CACHE_SIZE, 0 after `reset()`."""
+        return len(self._output_cache)
 
     def submit(self, endpoint_id: str, body: bytes, base_url: str, options: SubmitOptions | None = None) -> Submission:
         """Enqueue a request; returns its submit-time state and how long to delay the answer.
@@ -371,7 +383,7 @@ class Emulator:
             units=units,
             script=script,
             start_timeout=options.start_timeout,
-            webhook_url=options.webhook_url,
+            webhook_url=None if options.webhook_url is None else redact_url(options.webhook_url),  # without secrets
             scenario=scenario.describe() or None,
             priority=options.priority,
         )

@@ -25,6 +25,9 @@
 | replay_strict    | FAL_EMULATOR_REPLAY_STRICT     | false: an unmatched submit runs normally; true: 404 |
 | concurrency      | FAL_EMULATOR_CONCURRENCY       | none: unlimited runners (fal gives new accounts 2) |
 | retention        | FAL_EMULATOR_RETENTION         | fal: 1 h after completion, 6 min for results >= 10 KB |
+| max_body_bytes   | FAL_EMULATOR_MAX_BODY_BYTES    | 41943040 (40 MiB); a larger body is 413 |
+| read_timeout     | FAL_EMULATOR_READ_TIMEOUT      | 30.0 seconds for a request head; a body may stall that long |
+| max_connections  | FAL_EMULATOR_MAX_CONNECTIONS   | 2048 per listener; beyond it uvicorn answers 503 |
 | openapi_dir      | FAL_EMULATOR_OPENAPI_DIR       | the project's openapi/           |
 | fixtures_dir     | FAL_EMULATOR_FIXTURES_DIR      | the project's fixtures/          |
 | validate_at      | FAL_EMULATOR_VALIDATE_AT       | runner (as fal: a 422 result); submit: 422 at once |
@@ -44,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fal_emulator.limits import DEFAULT_MAX_BODY_BYTES
 from fal_emulator.paths import FIXTURES_DIR, OPENAPI_DIR
 from fal_emulator.queue import Policy, Retention
 
@@ -84,6 +88,9 @@ class Settings:
     replay_strict: bool = False
     concurrency: int | None = None
     retention: str = "fal"
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    read_timeout: float = 30.0
+    max_connections: int = 2048
     openapi_dir: Path = OPENAPI_DIR
     fixtures_dir: Path = FIXTURES_DIR
     validate_at: str = "runner"
@@ -105,6 +112,8 @@ class Settings:
             raise ValueError(f"unknown replay match {self.replay_match!r}: use {' or '.join(REPLAY_MATCHES)}")
         if self.time_scale <= 0:
             raise ValueError(f"time_scale must be > 0, got {self.time_scale}")
+        if self.max_body_bytes < 1 or self.read_timeout <= 0 or self.max_connections < 1:
+            raise ValueError("max_body_bytes, read_timeout and max_connections must be > 0")
         for port in (self.http_port, self.https_port, self.proxy_port):
             if not 0 <= port <= 65535:
                 raise ValueError(f"port {port} is out of range 0-65535")

@@ -9,6 +9,7 @@ trusts the emulator and still trusts the real internet.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,14 @@ class TlsFiles:
     server_cert: Path
     server_key: Path
     bundle: Path
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file that holds a private key: mode 0600 from its creation on (an older file is narrowed first)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as stream:
+        os.fchmod(stream.fileno(), 0o600)
+        stream.write(data)
 
 
 def ensure_tls(state_dir: Path, host: str = "127.0.0.1", names: Iterable[str] = ()) -> TlsFiles:
@@ -42,13 +51,11 @@ def ensure_tls(state_dir: Path, host: str = "127.0.0.1", names: Iterable[str] = 
     else:
         ca = trustme.CA(organization_name="fal-emulator")
         ca.cert_pem.write_to_path(str(ca_cert))
-        ca.private_key_pem.write_to_path(str(ca_key))
-        ca_key.chmod(0o600)
+        write_private(ca_key, ca.private_key_pem.bytes())
     local = sorted({"localhost", "127.0.0.1", "::1", host} - {"0.0.0.0", "::", ""})
     server = ca.issue_cert(*local, *names)
     files = TlsFiles(ca_cert, folder / "server.pem", folder / "server-key.pem", folder / "bundle.pem")
-    server.private_key_and_cert_chain_pem.write_to_path(str(files.server_cert))
-    server.private_key_pem.write_to_path(str(files.server_key))
-    files.server_key.chmod(0o600)
+    write_private(files.server_cert, server.private_key_and_cert_chain_pem.bytes())  # it holds the key too
+    write_private(files.server_key, server.private_key_pem.bytes())
     files.bundle.write_text(Path(certifi.where()).read_text() + "\n" + ca_cert.read_text())
     return files

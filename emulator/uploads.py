@@ -15,10 +15,12 @@ import re
 import secrets
 import shutil
 import urllib.parse
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 from fal_emulator.ids import IdSource
+from fal_emulator.limits import media_type_problem
 
 UPLOAD_PREFIX = "/files/uploads/"
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -40,13 +42,15 @@ def safe_file_name(name: str | None, content_type: str | None = None) -> str:
     """A file name safe in a path and a URL: `../My photo.png` -> `My_photo.png`; none given -> `upload` plus
     the content type's extension (`upload.jpg` for `image/jpeg`, as fal's CDN names an unnamed upload by its
     type), else `upload.bin`."""
-    cleaned = SAFE_NAME.sub("_", Path(name or "").name).strip("._")
+    cleaned = SAFE_NAME.sub("_", Path(name if isinstance(name, str) else "").name).strip("._")[:200]
     if cleaned:
         return cleaned
     extension = mimetypes.guess_extension((content_type or "").split(";")[0].strip()) if content_type else None
     return f"upload{extension or '.bin'}"
 
 
+MAX_RESERVED = 4096  # initiated uploads whose bytes have not come yet; the oldest are forgotten first
+MAX_TOKENS = 1024  # CDN tokens kept; the oldest stop working first
 META = ".upload.json"  # beside each uploaded file: its name and content type, so uploads outlive the process
 
 
@@ -59,17 +63,26 @@ class Uploads:
         self.ids = ids
         self._uploads: dict[str, Upload] = {}
         self._written: set[str] = set()
-        self.tokens: set[str] = set()
+        self._reserved: OrderedDict[str, None] = OrderedDict()  # initiated, not yet written: bounded
+        self._tokens: OrderedDict[str, None] = OrderedDict()
 
     def reset(self) -> None:
         self._uploads.clear()
         self._written.clear()
-        self.tokens.clear()
+        self._reserved.clear()
+        self._tokens.clear()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+    @property
+    def tokens(self) -> frozenset[str]:
+        """The CDN tokens handed out and still valid (the latest MAX_TOKENS)."""
+        return frozenset(self._tokens)
 
     def new_token(self) -> str:
         token = secrets.token_urlsafe(24)
-        self.tokens.add(token)
+        self._tokens[token] = None
+        while len(self._tokens) > MAX_TOKENS:
+            self._tokens.popitem(last=False)
         return token
 
     def initiate(self, file_name: str | None, content_type: str | None) -> Upload:
@@ -78,16 +91,21 @@ class Uploads:
         name = safe_file_name(file_name, content_type)
         upload = Upload(upload_id, name, content_type or "application/octet-stream", self.folder / upload_id / name)
         self._uploads[upload_id] = upload
+        self._reserved[upload_id] = None
+        while len(self._reserved) > MAX_RESERVED:
+            self._uploads.pop(self._reserved.popitem(last=False)[0], None)
         return upload
 
-    def write(self, upload_id: str, data: bytes, content_type: str | None = None) -> Upload | None:
-        """Store the bytes of an initiated upload; None when the id is unknown."""
+    def reserved(self, upload_id: str) -> Upload | None:
+        """The upload initiated as `upload_id` (written or not), or None."""
+        return self._uploads.get(upload_id)
+
+    def write(self, upload_id: str, data: bytes) -> Upload | None:
+        """Store the bytes of an initiated upload under its initiated name; None when the id is unknown."""
         upload = self._uploads.get(upload_id)
         if upload is None:
             return None
-        if content_type:
-            upload = Upload(upload.upload_id, upload.file_name, content_type, upload.path)
-            self._uploads[upload_id] = upload
+        self._reserved.pop(upload_id, None)
         upload.path.parent.mkdir(parents=True, exist_ok=True)
         upload.path.write_bytes(data)
         meta = {"file_name": upload.file_name, "content_type": upload.content_type}
@@ -111,7 +129,10 @@ class Uploads:
             return None
         if meta.get("file_name") != file_name:
             return None
-        return Upload(upload_id, file_name, str(meta.get("content_type")), self.folder / upload_id / file_name)
+        content_type = meta.get("content_type")
+        if not isinstance(content_type, str) or media_type_problem(content_type):
+            content_type = "application/octet-stream"
+        return Upload(upload_id, file_name, content_type, self.folder / upload_id / file_name)
 
     def read_url(self, url: str) -> tuple[str, bytes] | None:
         """(content type, bytes) of an uploaded file named by a URL of this emulator (any host); else None."""

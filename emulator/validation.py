@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from fal_emulator.errors import JSON, RequestValidationError
+from fal_emulator.limits import load_json
 from fal_emulator.models import model_from_schema
 
 
@@ -80,34 +81,22 @@ class InputValidator:
         return values
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"number {text[:20]} is out of range")
-    return value
-
-
 def parse_json_body(raw: bytes) -> Any:
     """Decode a request body as JSON the way FastAPI does. Raises RequestValidationError (422) when it is not JSON.
 
-    An empty body is `missing` (input null); anything else that is not strict JSON (malformed text, `NaN`,
-    numbers out of range, lone surrogates, nesting too deep for the parser) is `json_invalid`.
+    An empty body is `missing` (input null); anything else that is not strict JSON within the edge's limits
+    (`fal_emulator.limits.load_json`: malformed text, `NaN`, numbers too long or out of range, lone
+    surrogates, nesting deeper than `MAX_JSON_DEPTH`) is `json_invalid`.
     """
     if not raw.strip():
         raise RequestValidationError([missing_body()])
     try:
-        value = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
-        json.dumps(value, ensure_ascii=False).encode("utf-8")  # lone surrogates cannot be UTF-8
-        return value
+        return load_json(raw)
     except json.JSONDecodeError as exc:
         position, reason = exc.pos, exc.msg
     except UnicodeError as exc:
         position, reason = getattr(exc, "start", 0), str(getattr(exc, "reason", exc))
-    except (ValueError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # JsonLimitError is a ValueError
         position, reason = 0, str(exc) if isinstance(exc, ValueError) else "nesting too deep"
     item = {"type": "json_invalid", "loc": ["body", position], "msg": "JSON decode error", "input": {}}
     raise RequestValidationError([{**item, "ctx": {"error": reason}}])

@@ -15,19 +15,27 @@ Delivery: a 2xx acknowledges; a failure is retried 10 times over 2 hours (docs.f
 webhooks: "retry 10 times in the span of 2 hours"), on the emulator's clock: 7 s after the first attempt,
 then each wait twice the one before (7, 14, 28, … 3584 s: the tenth retry comes 7161 s after the first
 attempt), never later than 2 hours after completion; a 3xx is a permanent failure. Targets must be
-loopback or listed in the `webhook_allow` setting. Every attempt is recorded in `deliveries` (with the
-signed `X-Fal-Webhook-*` headers and the body's `body_sha256`, so the signature can be checked later) and
-in the journal (signature redacted).
+loopback or listed in the `webhook_allow` setting. Every attempt is recorded in `deliveries` (the latest
+`MAX_DELIVERIES`, with the signed `X-Fal-Webhook-*` headers and the body's `body_sha256`, so the signature
+can be checked later) and in the journal (signature redacted).
+
+One bad request never stops deliveries: an attempt that fails in any way (an invalid URL, a port out of
+range, a request that vanished) is recorded, journaled and logged at once, and the loop goes on; a URL
+that cannot be sent to is a permanent failure. `reset()` restarts the loop should it ever have ended.
+The client ignores `HTTP_PROXY`/`HTTPS_PROXY` (`trust_env=False`): it connects to the allowed target only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import json
+import logging
 import urllib.parse
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +46,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fal_emulator.errors import RequestNotFound
 from fal_emulator.journal import redact, redact_url
+from fal_emulator.limits import url_problem
 from fal_emulator.queue import Outcome, Status
 from fal_emulator.service import Emulator
 
@@ -47,6 +56,9 @@ MAX_RETRIES = 10
 RETRY_WINDOW = 7200.0  # seconds after completion
 FIRST_RETRY_DELAY = 7.0  # seconds; each later wait doubles: 10 retries within RETRY_WINDOW
 FIRST_TIMEOUT, RETRY_TIMEOUT = 15.0, 120.0  # seconds per attempt
+MAX_DELIVERIES = 10_000  # attempts kept in `deliveries`, newest last
+
+logger = logging.getLogger("fal_emulator.webhooks")
 
 
 def _b64url(data: bytes) -> str:
@@ -116,10 +128,12 @@ def retry_delay(attempts: int) -> float:
 
 
 def allowed(url: str, allow: tuple[str, ...]) -> bool:
-    """Is `url` an http(s) URL on loopback or on a host in `allow`?"""
+    """Is `url` a valid http(s) URL on loopback or on a host in `allow`?"""
+    if url_problem(url) is not None:
+        return False
     parts = urllib.parse.urlsplit(url)
     host = (parts.hostname or "").lower()
-    if parts.scheme not in ("http", "https") or not host:
+    if not host:
         return False
     if host == "localhost" or host in allow:
         return True
@@ -147,8 +161,9 @@ class Webhooks:
     def __init__(self, emulator: Emulator, signer: Signer) -> None:
         self.emulator = emulator
         self.signer = signer
-        self.deliveries: list[dict[str, Any]] = []
+        self.deliveries: deque[dict[str, Any]] = deque(maxlen=MAX_DELIVERIES)
         self._pending: dict[str, Pending] = {}
+        self._task: asyncio.Task[None] | None = None
 
     def watch(
         self, request_id: str, url: str, *, payload_error: bool = False, gateway_request_id: str | None = None
@@ -156,36 +171,80 @@ class Webhooks:
         self._pending[request_id] = Pending(request_id, url, payload_error=payload_error,
                                             gateway_request_id=gateway_request_id)  # fmt: skip
 
+    def start(self) -> asyncio.Task[None]:
+        """Run the delivery loop in the background (again, if it ever ended); returns its task."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self.run())
+        return self._task
+
+    @property
+    def running(self) -> bool:
+        """Is the delivery loop running?"""
+        return self._task is not None and not self._task.done()
+
+    async def stop(self) -> None:
+        """Cancel the delivery loop and wait for it to end."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     def reset(self) -> None:
+        """Forget pending deliveries and recorded attempts; revive the loop if it was started and ended."""
         self._pending.clear()
         self.deliveries.clear()
+        if self._task is not None and self._task.done():
+            self.start()
 
     async def run(self) -> None:
-        async with httpx.AsyncClient(follow_redirects=False) as client:
+        async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
             while True:
-                await self.tick(client)
+                try:
+                    await self.tick(client)
+                except Exception:  # never let one bad delivery end the loop
+                    logger.exception("webhook delivery loop: unexpected error; continuing")
                 await asyncio.sleep(TICK)
 
     async def tick(self, client: httpx.AsyncClient) -> None:
-        """Attempt every delivery that is due now."""
+        """Attempt every delivery that is due now; a delivery that fails unexpectedly is recorded and dropped."""
         now = self.emulator.clock.now()
         for pending in list(self._pending.values()):
-            if pending.body is None:  # not attempted yet: wait for the request to complete
-                try:
-                    view = self.emulator.queue.status(pending.request_id, poll=False)
-                except RequestNotFound:  # gone before its first attempt (its result expired): nothing to send
-                    del self._pending[pending.request_id]
-                    continue
-                if view.status is not Status.COMPLETED:
-                    continue
-            if now >= pending.next_at:
-                await self._attempt(client, pending, now)
+            if self._pending.get(pending.request_id) is not pending:  # reset (or replaced) meanwhile
+                continue
+            try:
+                if pending.body is None:  # not attempted yet: wait for the request to complete
+                    try:
+                        view = self.emulator.queue.status(pending.request_id, poll=False)
+                    except RequestNotFound:  # gone before its first attempt (expired, or reset): nothing to send
+                        self._pending.pop(pending.request_id, None)
+                        continue
+                    if view.status is not Status.COMPLETED:
+                        continue
+                if now >= pending.next_at:
+                    await self._attempt(client, pending, now)
+            except Exception as exc:
+                self._pending.pop(pending.request_id, None)
+                logger.exception("webhook for request %s: giving up", pending.request_id)
+                self._record({"request_id": pending.request_id, "url": redact_url(pending.url),
+                              "attempt": pending.attempts, "status": None,
+                              "error": f"{type(exc).__name__}: {exc}"}, pending.url)  # fmt: skip
+
+    def _record(self, record: dict[str, Any], url: str) -> None:
+        """Keep an attempt in `deliveries` and in the journal (its signature redacted there)."""
+        self.deliveries.append(record)
+        try:
+            path = urllib.parse.urlsplit(url).path
+        except ValueError:
+            path = ""
+        shown = {**record, "headers": redact(record["headers"].items())} if "headers" in record else record
+        self.emulator.journal.record("webhook", method="POST", path=path, **shown)
 
     async def _attempt(self, client: httpx.AsyncClient, pending: Pending, now: float) -> None:
         if pending.body is None:
             request = self.emulator.store.get(pending.request_id)
             if request is None or request.completed_at is None:
-                del self._pending[pending.request_id]
+                self._pending.pop(pending.request_id, None)
                 return
             sent = payload(pending.request_id, request.outcome, payload_error=pending.payload_error,
                            gateway_request_id=pending.gateway_request_id)  # fmt: skip
@@ -195,7 +254,11 @@ class Webhooks:
         record: dict[str, Any] = {"request_id": pending.request_id, "url": redact_url(pending.url),
                                   "attempt": pending.attempts}  # fmt: skip
         retry = False
-        if not allowed(pending.url, self.emulator.settings.webhook_allow):
+        problem = url_problem(pending.url)
+        if problem is not None:
+            logger.warning("webhook for request %s cannot be sent: invalid URL: %s", pending.request_id, problem)
+            record.update(status=None, error=f"invalid URL: {problem}: permanent failure")
+        elif not allowed(pending.url, self.emulator.settings.webhook_allow):
             record.update(status=None, error="target not allowed (loopback only; see the webhook_allow setting)")
         else:
             signed = self.signer.headers(pending.request_id, int(now), body)
@@ -208,15 +271,17 @@ class Webhooks:
                 retry = answer.status_code >= 400
                 if 300 <= answer.status_code < 400:
                     record["error"] = "redirects are not followed: permanent failure"
-            except httpx.HTTPError as exc:
+            except httpx.HTTPError as exc:  # connection refused, timeouts, ...: try again later
                 record.update(status=None, error=f"{type(exc).__name__}: {exc}")
                 retry = True
+            except Exception as exc:  # httpx.InvalidURL, OverflowError (a port out of range), ...: permanent
+                logger.warning("webhook for request %s cannot be sent: %s: %s", pending.request_id,
+                               type(exc).__name__, exc)  # fmt: skip
+                record.update(status=None, error=f"{type(exc).__name__}: {exc}: permanent failure")
         delay = retry_delay(pending.attempts)
         if retry and pending.attempts <= MAX_RETRIES and now + delay <= pending.completed_at + RETRY_WINDOW:
             pending.next_at = now + delay
             record["next_attempt_in"] = delay
         else:
-            del self._pending[pending.request_id]
-        self.deliveries.append(record)
-        shown = {**record, "headers": redact(record["headers"].items())} if "headers" in record else record
-        self.emulator.journal.record("webhook", method="POST", path=urllib.parse.urlsplit(pending.url).path, **shown)
+            self._pending.pop(pending.request_id, None)
+        self._record(record, pending.url)

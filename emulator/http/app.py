@@ -5,13 +5,13 @@ uvicorn --factory fal_emulator.http.app:create_app
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
@@ -19,8 +19,10 @@ from starlette.types import Receive, Scope, Send
 from fal_emulator.catalog import Catalog, load_catalog
 from fal_emulator.errors import ConnectionDrop, FalError, GatewayError
 from fal_emulator.fal_hosts import role_of
-from fal_emulator.http import control_routes, media_routes, queue_routes, storage_routes
+from fal_emulator.http import control_routes, media_routes, openapi_routes, queue_routes, storage_routes
+from fal_emulator.http.access import ControlAccessMiddleware
 from fal_emulator.http.host_routing import NOT_ON_QUEUE, FalHostMiddleware, host_of
+from fal_emulator.http.limits import LimitsMiddleware
 from fal_emulator.http.middleware import EdgeMiddleware, Shortcut, drop
 from fal_emulator.http.rendering import NO_REQUEST_ID, emulator_of, fal_json, is_request_id
 from fal_emulator.http.routing import SegmentRouter
@@ -36,9 +38,12 @@ async def jwks(request: Request) -> JSONResponse:
     return JSONResponse(request.app.state.webhooks.signer.jwks)
 
 
+logger = logging.getLogger("fal_emulator.http")
+
 ROUTES = [
     *control_routes.ROUTES,
     *ui_routes.ROUTES,
+    *openapi_routes.ROUTES,
     Route("/.well-known/jwks.json", jwks, methods=["GET"]),
     Route("/storage/upload/initiate", storage_routes.initiate, methods=["POST"]),
     Route("/storage/upload/{upload_id}/{file_name}", storage_routes.put_upload, methods=["PUT"]),
@@ -107,6 +112,14 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return fal_json({"detail": detail}, status_code, _answer_id(request), headers)
 
 
+async def client_disconnect(request: Request, exc: Exception) -> Response:
+    """The client went away before sending its whole body: one INFO line, no traceback; the answer (fal's
+    499 `client_disconnected`) goes nowhere."""
+    logger.info("client disconnected before its request body was complete: %s %s", request.method, request.url.path)
+    body = {"detail": "Client disconnected", "error_type": "client_disconnected"}
+    return fal_json(body, 499, _answer_id(request), {"X-Fal-Error-Type": "client_disconnected"})
+
+
 async def server_error(request: Request, exc: Exception) -> Response:
     return fal_json({"detail": "Internal Server Error"}, 500, _answer_id(request))
 
@@ -142,13 +155,11 @@ def create_app(settings: Settings | None = None, *, catalog: Catalog | None = No
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(webhooks.run())
+        webhooks.start()
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await webhooks.stop()
 
     app = Starlette(
         routes=ROUTES,
@@ -159,14 +170,17 @@ def create_app(settings: Settings | None = None, *, catalog: Catalog | None = No
             GatewayError: gateway_error,
             ConnectionDrop: connection_drop,
             HTTPException: http_error,
+            ClientDisconnect: client_disconnect,
             Exception: server_error,
         },
     )
     router = app.router = SegmentRouter(ROUTES, lifespan=lifespan)  # the same routes, by first path segment
     app.state.emulator = emulator
     app.state.webhooks = webhooks
+    app.add_middleware(ControlAccessMiddleware, emulator=emulator)  # innermost: sees the proxied path
     # fal's own hostnames, through the HTTPS proxy: inside the edge (journal, faults, request ids), which sees
     # the path as sent
     app.add_middleware(FalHostMiddleware, emulator=emulator)
     app.add_middleware(EdgeMiddleware, emulator=emulator, shortcut=plain_poll(router, emulator))
+    app.add_middleware(LimitsMiddleware, emulator=emulator)  # outermost: the input limits
     return app

@@ -21,7 +21,7 @@
                                                    scenario, error_type, price_usd, ...}]: all, oldest first;
                                                    newest first when paged (offset, limit); X-Total-Count
     GET    /_emulator/requests/{id}                one request: its row, input, logs, outcome, timeline, webhooks
-    PUT    /_emulator/requests/{id}/policy {"policy": ...}
+    PUT    /_emulator/requests/{id}/policy     {"policy": ...}
     POST   /_emulator/requests/{id}/step           move one state on now
     POST   /_emulator/requests/{id}/complete       complete now with its planned outcome
     POST   /_emulator/requests/{id}/fail  {"error_type": "content_policy_violation"}
@@ -29,12 +29,12 @@
     GET    /_emulator/totals                       by status, by error type, median seconds per state, spend avoided
     GET    /_emulator/webhooks                     the webhook deliveries (every attempt)
 
-Bodies are JSON. Beyond loopback every call needs `X-Fal-Emulator-Token: <control_token>`.
+Bodies are JSON objects (the edge's limits apply: `fal_emulator.limits`); a bad value is 400 `bad_request`.
+Who may call: `fal_emulator.http.access` (a token, or loopback clients only).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import Any
@@ -44,38 +44,57 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fal_emulator import jsontext
-from fal_emulator.errors import FalError, RequestNotFound
+from fal_emulator.errors import FalError, RequestError, RequestNotFound
 from fal_emulator.failures import FAILURES
+from fal_emulator.http.access import control_access_error
 from fal_emulator.http.rendering import CONTROL_PREFIX, emulator_of
+from fal_emulator.limits import JsonLimitError, load_json
+from fal_emulator.memory import release_memory
 from fal_emulator.queue import Policy, Status
 from fal_emulator.ui import model
 from fal_emulator.ui.prices import load_prices
 
-TOKEN_HEADER = "x-fal-emulator-token"
-ACTIONS = ("policy", "step", "complete", "fail", "cancel")
-
 
 def bad_request(detail: str) -> FalError:
-    return FalError({"detail": detail, "error_type": "bad_request"}, status_code=400)
+    return RequestError("bad_request", detail, 400)
 
 
 def authorize(request: Request) -> None:
-    """Raises FalError 401 when a control token is set and the request does not carry it."""
-    token = emulator_of(request).settings.control_token
-    if token and request.headers.get(TOKEN_HEADER) != token:
-        raise FalError({"detail": f"The control plane needs the {TOKEN_HEADER} header"}, status_code=401)
+    """Raises FalError 401/403 when the caller may not use the control plane (`fal_emulator.http.access`)."""
+    error = control_access_error(request.scope, emulator_of(request).settings)
+    if error is not None:
+        raise error
 
 
 async def body(request: Request) -> dict[str, Any]:
+    """The JSON object the request carries ({} for an empty body). Raises FalError 400 otherwise."""
     raw = await request.body()
     if not raw.strip():
         return {}
     try:
-        value = json.loads(raw)
-    except ValueError:
-        raise bad_request("The body must be a JSON object") from None
+        value = load_json(raw)
+    except ValueError as exc:  # also UnicodeError and the edge's JsonLimitError
+        detail = str(exc) if isinstance(exc, JsonLimitError) else "not valid JSON"
+        raise bad_request(f"The body must be a JSON object: {detail}") from None
     if not isinstance(value, dict):
         raise bad_request("The body must be a JSON object")
+    return value
+
+
+def whole_number(value: Any, name: str) -> int:
+    """`value` as an int >= 0 (`947.0` included, as JSON Schema's `integer` reads it). Raises FalError 400."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise bad_request(f"'{name}' must be a whole number >= 0")
+    return value
+
+
+def text(payload: dict[str, Any], name: str) -> str | None:
+    """The string field `name` (None when absent or null). Raises FalError 400 for another type."""
+    value = payload.get(name)
+    if value is not None and not isinstance(value, str):
+        raise bad_request(f"'{name}' must be a string")
     return value
 
 
@@ -97,7 +116,7 @@ def flag(payload: dict[str, Any], name: str) -> bool | None:
 
 def policy_of(payload: dict[str, Any]) -> Policy:
     try:
-        return Policy.parse(str(payload.get("policy", "")))
+        return Policy.parse(text(payload, "policy") or "")
     except ValueError as exc:
         raise bad_request(str(exc)) from None
 
@@ -122,18 +141,16 @@ async def health(request: Request) -> Response:
 
 async def reset(request: Request) -> Response:
     authorize(request)
-    payload = await body(request)
-    seed = payload.get("seed")
-    emulator_of(request).reset(seed if isinstance(seed, int) else None)
+    seed = (await body(request)).get("seed")
+    emulator_of(request).reset(None if seed is None else whole_number(seed, "seed"))
     request.app.state.webhooks.reset()
+    release_memory()  # so a long-running emulator's size returns near its start (benchmarks/soak.py)
     return JSONResponse({"status": "reset"})
 
 
 async def seed(request: Request) -> Response:
     authorize(request)
-    value = (await body(request)).get("seed")
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise bad_request("'seed' must be a whole number >= 0")
+    value = whole_number((await body(request)).get("seed"), "seed")
     emulator_of(request).reseed(value)
     return JSONResponse({"seed": value})
 
@@ -164,9 +181,9 @@ async def policy(request: Request) -> Response:
     if request.method == "PUT":
         payload = await body(request)
         chosen = policy_of(payload)
-        endpoint_id = payload.get("endpoint_id")
+        endpoint_id = text(payload, "endpoint_id")
         if endpoint_id:
-            emulator.policies[emulator.endpoint(str(endpoint_id)).endpoint_id] = chosen
+            emulator.policies[emulator.endpoint(endpoint_id).endpoint_id] = chosen
         else:
             emulator.queue.policy = chosen
     return JSONResponse(
@@ -198,10 +215,8 @@ async def outcomes(request: Request) -> Response:
         tokens = payload.get("outcomes")
         if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
             raise bad_request("'outcomes' must be a list of scenario strings")
-        route, request_id = payload.get("route", "submit"), payload.get("request_id")
-        if not isinstance(route, str) or not (request_id is None or isinstance(request_id, str)):
-            raise bad_request("'route' and 'request_id' must be strings")
-        emulator.script_route(route, tokens, endpoint_id=str(payload.get("endpoint_id") or "*"), request_id=request_id)
+        route, request_id = text(payload, "route") or "submit", text(payload, "request_id")
+        emulator.script_route(route, tokens, endpoint_id=text(payload, "endpoint_id") or "*", request_id=request_id)
     elif request.method == "DELETE":
         emulator.outcomes.clear()
         emulator.route_outcomes.clear()
@@ -273,9 +288,7 @@ async def request_action(request: Request) -> Response:
     authorize(request)
     emulator = emulator_of(request)
     found = _load(request)
-    action = request.path_params["action"]
-    if action not in ACTIONS:
-        raise FalError({"detail": f"Unknown action {action!r}; use one of {', '.join(ACTIONS)}"}, status_code=404)
+    action = request.url.path.rsplit("/", 1)[-1]
     try:
         if action == "policy":
             emulator.queue.set_policy(found.request_id, policy_of(await body(request)))
@@ -287,7 +300,7 @@ async def request_action(request: Request) -> Response:
             if emulator.queue.cancel(found.request_id) == "ALREADY_COMPLETED":
                 raise ValueError(f"request {found.request_id} is already COMPLETED")
         else:
-            error_type = (await body(request)).get("error_type", "internal_server_error")
+            error_type = text(await body(request), "error_type") or "internal_server_error"
             if error_type not in FAILURES:
                 raise bad_request(f"unknown error_type {error_type!r}; known: {', '.join(sorted(FAILURES))}")
             emulator.fail_now(found.request_id, error_type)
@@ -298,7 +311,7 @@ async def request_action(request: Request) -> Response:
 
 async def webhooks(request: Request) -> Response:
     authorize(request)
-    return JSONResponse(request.app.state.webhooks.deliveries)
+    return JSONResponse(list(request.app.state.webhooks.deliveries))
 
 
 ROUTES = [
@@ -313,6 +326,10 @@ ROUTES = [
     Route(f"{CONTROL_PREFIX}/requests", requests, methods=["GET"]),
     Route(f"{CONTROL_PREFIX}/totals", totals, methods=["GET"]),
     Route(f"{CONTROL_PREFIX}/requests/{{request_id}}", request_detail, methods=["GET"]),
-    Route(f"{CONTROL_PREFIX}/requests/{{request_id}}/{{action:str}}", request_action, methods=["POST", "PUT"]),
+    Route(f"{CONTROL_PREFIX}/requests/{{request_id}}/policy", request_action, methods=["PUT"]),
+    *(
+        Route(f"{CONTROL_PREFIX}/requests/{{request_id}}/{action}", request_action, methods=["POST"])
+        for action in ("step", "complete", "fail", "cancel")
+    ),  # fmt: skip
     Route(f"{CONTROL_PREFIX}/webhooks", webhooks, methods=["GET"]),
 ]

@@ -15,6 +15,7 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -32,20 +33,41 @@ def _matches(if_none_match: str, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
+# A byte position beyond any file: longer numbers are read as this (RFC 9110 §14.1.2: a last-byte-pos past the
+# end means the end; a first-byte-pos past the end is unsatisfiable, 416).
+MAX_POSITION_DIGITS = 18
+
+
 class ClipResponse(FileResponse):
-    """A FileResponse that ignores a malformed or reversed Range instead of answering 400."""
+    """A FileResponse that ignores a malformed or reversed Range instead of answering 400, and reads positions
+    of any length (`bytes=0-` and 5,000 nines is the whole file)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(name, value) for name, value in scope["headers"] if name != b"range" or _valid_range(value)]
+        headers = []
+        for name, value in scope["headers"]:
+            if name == b"range":
+                value = _clamped(value)
+                if value is None:
+                    continue
+            headers.append((name, value))
         await super().__call__({**scope, "headers": headers}, receive, send)
 
 
-def _valid_range(value: bytes) -> bool:
+def _position(text: str) -> str:
+    digits = text.strip().lstrip("0") or "0"
+    return "9" * MAX_POSITION_DIGITS if len(digits) > MAX_POSITION_DIGITS else digits
+
+
+def _clamped(value: bytes) -> bytes | None:
+    """A valid Range with every position at most MAX_POSITION_DIGITS long, or None when it is malformed or reversed."""
     text = value.decode("latin-1")
     if not BYTE_RANGES.fullmatch(text):
-        return False
-    spans = [part.strip().split("-") for part in text.split("=", 1)[1].split(",")]
-    return all(not start or not end or int(start) <= int(end) for start, end in spans)
+        return None
+    spans = [[_position(bound) if bound.strip() else "" for bound in part.split("-")]
+             for part in text.split("=", 1)[1].split(",")]  # fmt: skip
+    if not all(not start or not end or int(start) <= int(end) for start, end in spans):
+        return None
+    return ("bytes=" + ",".join(f"{start}-{end}" for start, end in spans)).encode("latin-1")
 
 
 def recorded_file(path: Path, content_type: str, digest: str, request: Request) -> Response:
@@ -68,6 +90,8 @@ async def recorded(request: Request) -> Response:
 
 async def media(request: Request) -> Response:
     file_name = request.path_params["file_name"]
+    if file_name == "upload":  # `/files/upload` is fal_client's CDN upload: POST only
+        raise HTTPException(405, headers={"Allow": "POST"})
     emulator = emulator_of(request)
     clip = emulator.media.by_name(file_name)
     found = (clip.path, clip.file_size, clip.sha256) if clip is not None else emulator.renders.served(file_name)

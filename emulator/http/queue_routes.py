@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import cast
@@ -24,12 +25,14 @@ from typing import cast
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Match, Route
 from starlette.types import Scope, Send
 
 from fal_emulator.errors import ConnectionDrop, FalError, ModelError, RequestError, error_item
 from fal_emulator.http.auth import authenticate, check_authorization
 from fal_emulator.http.host_routing import media_base_url
 from fal_emulator.http.rendering import (
+    CONTROL_PREFIX,
     REQUEST_ID_HEADER,
     base_url,
     dumps,
@@ -38,6 +41,7 @@ from fal_emulator.http.rendering import (
     plain_base_url,
     status_body,
 )
+from fal_emulator.limits import url_problem
 from fal_emulator.queue import PRIORITY_RANK, Outcome, Priority, Status, StatusView
 from fal_emulator.scenarios import HEADER as SCENARIO_HEADER, call_error, rejection_error
 from fal_emulator.service import Emulator, Submission, SubmitOptions
@@ -46,6 +50,7 @@ SCENARIO = SCENARIO_HEADER.lower().encode()
 STREAM_TICK = 0.05  # seconds between two looks at a streamed request
 RUN_TICK = 0.02  # seconds between two looks at a synchronous request
 
+QUEUE_LENGTH = re.compile(r"[0-9]{1,18}")
 TRUE_VALUES = {"1", "true"}
 NO_RETRY_VALUES = {"1", "true", "yes"}  # X-Fal-No-Retry (common-parameters.md); other values leave retries on
 FALSE_VALUES = {"0", "false", ""}
@@ -118,10 +123,19 @@ def wants_logs(request: Request) -> bool:
     raise ModelError([error_item(["query", "logs"], "Input should be a valid boolean", "bool_parsing", input_=raw)])
 
 
-def _not_a_queue_path(endpoint_id: str) -> None:
-    """A POST to `…/requests/{id}[/…]` is a wrong method on a queue path, not an unknown endpoint."""
-    if "/requests/" in f"/{endpoint_id}":
-        raise HTTPException(405, headers={"Allow": "GET" if not endpoint_id.endswith("/cancel") else "PUT"})
+def _not_a_queue_path(request: Request) -> None:
+    """A POST to a path another route serves (`…/requests/{id}[/…]`, `/_emulator/health`) is a wrong method
+    there (405 with that route's methods), not an unknown endpoint."""
+    if emulator_of(request).catalog.get(request.path_params["endpoint_id"]) is not None:
+        return
+    methods: set[str] = set()
+    for route in request.app.router.routes[:-1]:  # every route but this catch-all submit
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is Match.PARTIAL:
+            methods |= route.methods
+    if methods:
+        raise HTTPException(405, headers={"Allow": ", ".join(sorted(methods))})
+    if request.url.path.startswith(CONTROL_PREFIX + "/"):  # no endpoint id starts with `_emulator`
+        raise HTTPException(404)
 
 
 def submit_options(request: Request) -> SubmitOptions:
@@ -145,19 +159,34 @@ def submit_options(request: Request) -> SubmitOptions:
         if not start_timeout > 0.1 or start_timeout != start_timeout or start_timeout == float("inf"):
             raise bad(f"Invalid X-Fal-Request-Timeout header: {timeout!r} must be more than 0.1 seconds")
     limit = request.query_params.get("fal_max_queue_length")
-    if limit is not None and not limit.isdigit():
-        raise bad(f"Invalid fal_max_queue_length: {limit!r} is not a whole number")
+    if limit is not None and not QUEUE_LENGTH.fullmatch(limit):
+        raise bad(f"Invalid fal_max_queue_length: {limit[:40]!r} is not a whole number below 10**18")
     priority = request.headers.get("x-fal-queue-priority", "normal")
     if priority not in PRIORITY_RANK:
-        raise bad(f"Invalid X-Fal-Queue-Priority header: {priority!r} must be 'normal' or 'low'")
+        raise bad(f"Invalid X-Fal-Queue-Priority header: {priority[:40]!r} must be 'normal' or 'low'")
     return SubmitOptions(
         scenario=request.headers.get(SCENARIO_HEADER),
         start_timeout=start_timeout,
         max_queue_length=None if limit is None else int(limit),
-        webhook_url=request.query_params.get("fal_webhook") or None,
+        webhook_url=webhook_url(request),
         no_retry=request.headers.get("x-fal-no-retry", "").strip().lower() in NO_RETRY_VALUES,
         priority=cast(Priority, priority),
     )
+
+
+def webhook_url(request: Request) -> str | None:
+    """The `fal_webhook` query parameter (None when absent or empty). Raises ModelError 422 (pydantic's
+    `url_parsing` / `url_scheme`, `loc: ["query", "fal_webhook"]`) when it is not an http(s) URL."""
+    url = request.query_params.get("fal_webhook") or None
+    problem = None if url is None else url_problem(url)
+    if problem is None:
+        return url
+    if problem.startswith("its scheme"):
+        item = error_item(["query", "fal_webhook"], "URL scheme should be 'http' or 'https'", "url_scheme", input_=url)
+    else:
+        item = error_item(["query", "fal_webhook"], f"Input should be a valid URL, {problem}", "url_parsing",
+                          input_=url, ctx={"error": problem})  # fmt: skip
+    raise ModelError([item])
 
 
 async def meet_faults(request: Request, route: str) -> None:
@@ -195,7 +224,7 @@ async def _enqueue(request: Request) -> tuple[Submission, SubmitOptions]:
 async def submit(request: Request) -> Response:
     """Submit. With `fal_webhook` the answer also carries `gateway_request_id`, equal to `request_id` (it
     names the last attempt, and there has been one; https://fal.ai/docs/model-endpoints/webhooks)."""
-    _not_a_queue_path(request.path_params["endpoint_id"])
+    _not_a_queue_path(request)
     submission, options = await _enqueue(request)
     view = submission.view
     body = status_body(view, base_url(request), with_logs=False, submitted=True)
