@@ -2,14 +2,18 @@
 kill -9 in the middle of 2,000 submits from 16 clients (cancels mixed in), and two processes serving one state
 agree on every request.
 
-Each test runs once per store in `DURABLE_STORES`; a new store adds its name there (with a skip when its server
-is missing, e.g. redis-server). The figures are printed (`pytest -s`): acknowledged, lost, inconsistent.
+Each test runs once per store in `DURABLE_STORES` (Redis on the session's redis-server, skipped with the
+reason when there is none). The figures are printed (`pytest -s`): acknowledged, lost, inconsistent.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +23,10 @@ import httpx
 import pytest
 
 from fal_emulator.testing import EmulatorProcess
+from tests.stores import redis_url
+from tests.test_durability import free_port
 
-DURABLE_STORES = ["sqlite"]
+DURABLE_STORES = ["sqlite", "redis"]
 ENDPOINTS = ["fal-ai/veo3/image-to-video", "fal-ai/veo3.1/fast", "fal-ai/veo2"]
 BODY = {"prompt": "p", "image_url": "https://example.com/a.png"}
 KEY = {"Authorization": "Key k"}
@@ -29,8 +35,12 @@ CANCEL_EVERY = 5  # every fifth acknowledged submit is cancelled
 POLICY = "timed:3600,3600"  # requests stay queued for the whole test: every state is checkable
 
 
-def store_args(store: str) -> tuple[str, ...]:
-    return ("--store", store)
+@pytest.fixture(params=DURABLE_STORES)
+def store(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """`serve` options for an empty durable store (Redis: a fresh database of the session's redis-server)."""
+    if request.param == "redis":
+        return ("--store", "redis", "--redis-url", redis_url(request))
+    return ("--store", request.param)
 
 
 @dataclass
@@ -110,10 +120,9 @@ def check(base: str, ledger: Ledger) -> tuple[int, int]:
     return lost, inconsistent
 
 
-@pytest.mark.parametrize("store", DURABLE_STORES)
-def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path, store: str) -> None:
+def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path, store: tuple[str, ...]) -> None:
     ledger = Ledger()
-    args = store_args(store)
+    args = store
     current = [EmulatorProcess(tmp_path, policy=POLICY, extra_args=args)]
     current[0].start()
     restarted = threading.Event()
@@ -138,19 +147,42 @@ def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path, store: str
         lost, inconsistent = check(base_url(current[0]), ledger)
     finally:
         current[0].stop()
-    print(f"{store}: kill -9 after {acknowledged_before_kill} acknowledged; {len(ledger.submitted)} acknowledged "
+    print(f"{store[1]}: kill -9 after {acknowledged_before_kill} acknowledged; {len(ledger.submitted)} acknowledged "
           f"submits ({len(ledger.cancelled)} cancels), {lost} lost, {inconsistent} inconsistent")  # fmt: skip
     assert len(ledger.submitted) == SUBMITS
     assert (lost, inconsistent) == (0, 0)
 
 
-@pytest.mark.parametrize("store", DURABLE_STORES)
-def test_two_processes_on_one_state_agree(tmp_path: Path, store: str) -> None:
+@contextlib.contextmanager
+def factory_process(env: dict[str, str]) -> Iterator[str]:
+    """`uvicorn --factory fal_emulator.http.app:create_app` (the README's way to run several processes on one
+    state) on a free port; yields its base URL once it has started (its startup line: the signal)."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "--factory", "fal_emulator.http.app:create_app", "--port", str(port),
+               "--log-level", "info"]  # fmt: skip
+    process = subprocess.Popen(command, env={**os.environ, **env}, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    try:
+        for line in process.stderr:
+            if "Application startup complete" in line:
+                break
+        else:
+            raise AssertionError("the process ended before it started")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        process.stderr.close()
+
+
+def test_two_processes_on_one_state_agree(tmp_path: Path, store: tuple[str, ...]) -> None:
     ledger = Ledger()
-    args = store_args(store)
-    with EmulatorProcess(tmp_path, policy=POLICY, extra_args=args) as first, \
-            EmulatorProcess(tmp_path, policy=POLICY, extra_args=args) as second:  # fmt: skip
-        bases = [base_url(first), base_url(second)]
+    env = {"FAL_EMULATOR_STATE_DIR": str(tmp_path), "FAL_EMULATOR_POLICY": POLICY, "FAL_EMULATOR_SEED": "1",
+           "FAL_EMULATOR_STORE": store[1]}  # fmt: skip
+    if len(store) > 2:
+        env["FAL_EMULATOR_REDIS_URL"] = store[3]
+    with factory_process(env) as first, factory_process(env) as second:
+        bases = [first, second]
         turn = iter(range(10**9))
 
         def next_base() -> str:
@@ -164,7 +196,7 @@ def test_two_processes_on_one_state_agree(tmp_path: Path, store: str) -> None:
         for base in bases:
             with httpx.Client(base_url=base, headers=KEY, trust_env=False) as http:
                 views.append({item["request_id"]: item["status"] for item in http.get("/_emulator/requests").json()})
-    print(f"{store}: two processes, {len(ledger.submitted)} acknowledged submits ({len(ledger.cancelled)} cancels); "
+    print(f"{store[1]}: two processes, {len(ledger.submitted)} acknowledged submits ({len(ledger.cancelled)} cancels); "
           f"lost/inconsistent as seen by each: {results}")  # fmt: skip
     assert results == [(0, 0), (0, 0)]
     assert views[0] == views[1] and set(views[0]) == set(ledger.submitted)

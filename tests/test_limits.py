@@ -4,7 +4,7 @@ and every store keeps any value within the limits (issue 14, defect B)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,8 @@ from fal_emulator.limits import (
 )
 from fal_emulator.queue import Outcome, Policy, Request
 from fal_emulator.settings import Settings
-from fal_emulator.sqlite_store import SqliteStore
-from fal_emulator.store import MemoryStore
 from tests.conftest import CATALOG, KEY, SEED_REQUESTS, ClientFactory
+from tests.stores import STORES, make_store
 
 ENDPOINT = "fal-ai/veo3/image-to-video"
 BODY = SEED_REQUESTS[ENDPOINT]
@@ -112,16 +111,10 @@ def request_with(value: Any) -> Request:
     )  # fmt: skip
 
 
-STORES: dict[str, Callable[[Path], Any]] = {
-    "memory": lambda _: MemoryStore(),
-    "sqlite": lambda tmp: SqliteStore(tmp / "emulator.sqlite3"),
-}
-
-
-@pytest.fixture(params=sorted(STORES))
+@pytest.fixture(params=STORES)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """Each store (add one here: the limits below must hold for it)."""
-    made = STORES[request.param](tmp_path)
+    """Each store of `tests.stores.STORES`: the limits below must hold for every one."""
+    made = make_store(request.param, tmp_path, request)
     yield made
     if hasattr(made, "close"):
         made.close()
@@ -131,10 +124,13 @@ def test_every_store_keeps_any_value_within_the_limits(store: Any) -> None:
     deepest = load_json(nested(MAX_JSON_DEPTH - 1))  # the input object adds one level
     largest = load_json("-" + "9" * (MAX_NUMBER_CHARS - 1))
     request = request_with([deepest, largest, 1.5e308, "\u2603" * 10])
-    store.add(request)
-    store.schedule(request, 0.0)
-    assert store.get("r1").input == request.input
-    assert [due.request_id for due in store.due(1.0)] == ["r1"]
+    with store.transaction():
+        store.add(request)
+        store.schedule(request, 0.0, "finish")
+    with store.transaction():
+        assert store.get("r1").input == request.input
+        due = store.next_due(1.0)
+    assert due is not None and due.request is not None and due.request.input == request.input
 
 
 def test_b_a_body_nested_past_the_limit_is_422_and_never_stored(make_client: ClientFactory, tmp_path: Path) -> None:
