@@ -201,6 +201,8 @@ async def concurrency(request: Request) -> Response:
     if request.method == "PUT":
         payload = await body(request)
         limit = payload.get("concurrency", False)
+        if isinstance(limit, float) and limit.is_integer():  # JSON Schema's integer: 2.0 is 2
+            limit = int(limit)
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise bad_request("'concurrency' must be a whole number >= 1, or null for no limit")
         queue.concurrency = limit
