@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
@@ -70,10 +70,10 @@ class HeadDeadline(asyncio.Protocol):
         self._tail = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's TCPTransport quacks like asyncio.Transport without subclassing it
+        self._transport = cast(asyncio.Transport, transport)
         self._arm()
-        self._inner.connection_made(_WatchedTransport(transport, self))  # type: ignore[arg-type]
+        self._inner.connection_made(_WatchedTransport(self._transport, self))  # type: ignore[arg-type]
 
     def _arm(self) -> None:
         self._disarm()
