@@ -68,7 +68,8 @@ def price_of(settings: Settings) -> Any:
 
 def record(args: argparse.Namespace, settings: Settings, environ: dict[str, str] | None = None) -> int:
     """Run the recorder until interrupted; returns the exit status (2 for unusable options)."""
-    from fal_emulator.http.recorder import Recorder, SpendGuard, Upstream, create_recorder_app, default_key
+    from fal_emulator.http.recorder import create_recorder_app
+    from fal_emulator.http.recorder_backend import Recorder, SpendGuard, Upstream, default_key
     from fal_emulator.server import read_listening, serve
 
     env = dict(os.environ if environ is None else environ)

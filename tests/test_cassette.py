@@ -20,7 +20,8 @@ from fal_emulator.cassette import (
     redact_json,
     redact_url,
 )
-from fal_emulator.http.recorder import Recorder, SpendGuard, Upstream, create_recorder_app
+from fal_emulator.http.recorder import create_recorder_app
+from fal_emulator.http.recorder_backend import Recorder, SpendGuard, Upstream
 from fal_emulator.record import price_of
 from fal_emulator.settings import Settings
 
