@@ -1,11 +1,14 @@
 """How fast the dashboard (`/_emulator/ui`) answers and paints as stored requests pile up.
 
-    .venv/bin/python benchmarks/dashboard.py            # 0, 1,000 and 10,000 stored requests, both stores
-    .venv/bin/python benchmarks/dashboard.py --quick    # 0 and 10,000, memory store only
+    .venv/bin/python benchmarks/dashboard.py                   # 0, 1,000 and 10,000 stored requests, every store
+    .venv/bin/python benchmarks/dashboard.py --quick           # 0 and 10,000
+    .venv/bin/python benchmarks/dashboard.py --stores sqlite   # one store
 
 For each store and each number of stored requests, a child process builds the emulator, stores the requests
 through the service (what a submit route calls: 1 in 10 fails with `content_policy_violation`, 1 in 100 stays
-queued), and serves it with uvicorn on a free loopback port. This process then measures, against it:
+queued), and serves it with uvicorn on a free loopback port; the Redis store gets a database of the run's own
+`redis-server` (a free loopback port, no persistence; left out with a note when it is not installed). This
+process then measures, against it:
 
 - server time of the page (`GET /_emulator/ui`), the live list fragment, the control plane's page of rows
   (`/_emulator/requests?limit=50`) and totals: the median of 15 requests each, in milliseconds;
@@ -18,6 +21,7 @@ in the same run. Chromium is skipped with a note when Playwright or `chromium` i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import statistics
@@ -31,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from perf import procs
 
 ENDPOINT = "fal-ai/veo3/image-to-video"
 BODY = {"prompt": "a lego chef", "image_url": "https://example.com/chef.png", "duration": "8s"}
@@ -43,6 +48,7 @@ FIRST_PAINT = """() => new Promise((resolve) => new PerformanceObserver((list, o
   const [entry] = list.getEntriesByName('first-contentful-paint');
   if (entry) { observer.disconnect(); resolve(entry.startTime); }
 }).observe({type: 'paint', buffered: true}))"""
+STORES = ("memory", "sqlite", "redis")
 PATHS = {
     "page": "/_emulator/ui",
     "list fragment": "/_emulator/ui/requests",
@@ -51,7 +57,7 @@ PATHS = {
 }
 
 
-def serve(stored: int, store: str) -> None:
+def serve(stored: int, store: str, redis_url: str) -> None:
     """The child: store `stored` requests, then serve until killed; prints `ready PORT`."""
     import uvicorn
 
@@ -61,7 +67,9 @@ def serve(stored: int, store: str) -> None:
     from fal_emulator.settings import Settings
 
     state_dir = Path(tempfile.mkdtemp(prefix="dashboard-bench-"))
-    app = create_app(Settings(state_dir=state_dir, policy="instant", seed=1, store=store))
+    redis = {"redis_url": redis_url} if store == "redis" else {}
+    settings = Settings(state_dir=state_dir, policy="instant", seed=1, store=store, **redis)  # type: ignore[arg-type]
+    app = create_app(settings)
     emulator = app.state.emulator
     body = json.dumps(BODY).encode()
     with emulator.store.transaction():
@@ -75,9 +83,9 @@ def serve(stored: int, store: str) -> None:
 
 
 @contextmanager
-def child(stored: int, store: str) -> Iterator[str]:
+def child(stored: int, store: str, redis_url: str) -> Iterator[str]:
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(stored), store], stdout=subprocess.PIPE, text=True
+        [sys.executable, __file__, "--serve", str(stored), store, redis_url], stdout=subprocess.PIPE, text=True
     )
     try:
         assert process.stdout is not None
@@ -112,7 +120,7 @@ def first_paints(base: str, browser: Any) -> float:
         page.goto(f"{base}/_emulator/ui")
         samples.append(page.evaluate(FIRST_PAINT))
         context.close()
-    return statistics.median(samples)
+    return float(statistics.median(samples))
 
 
 @contextmanager
@@ -138,20 +146,37 @@ def chromium() -> Iterator[Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="0 and 10,000 stored requests, memory store only")
-    parser.add_argument("--serve", nargs=2, metavar=("STORED", "STORE"), help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="0 and 10,000 stored requests only")
+    parser.add_argument("--stores", default=",".join(STORES), help="stores to measure (default: %(default)s)")
+    parser.add_argument("--serve", nargs=3, metavar=("STORED", "STORE", "REDIS_URL"), help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.serve:
-        serve(int(options.serve[0]), options.serve[1])
+        serve(int(options.serve[0]), options.serve[1], options.serve[2])
         return 0
     counts = [0, 10_000] if options.quick else [0, 1_000, 10_000]
-    stores = ["memory"] if options.quick else ["memory", "sqlite"]
+    stores = [store for store in options.stores.split(",") if store]
+    unknown = set(stores) - set(STORES)
+    if unknown:
+        parser.error(f"unknown store(s) {', '.join(sorted(unknown))}; use {', '.join(STORES)}")
     rows = []
-    with chromium() as browser:
+    with (
+        chromium() as browser,
+        tempfile.TemporaryDirectory(prefix="dashboard-bench-") as work,
+        contextlib.ExitStack() as services,
+    ):
+        databases: procs.RedisDatabases | None = None
+        if "redis" in stores:
+            server = procs.redis_server(Path(work) / "redis.log")
+            if server is None:
+                print("note: redis-server is not installed: no Redis figures", file=sys.stderr)
+                stores.remove("redis")
+            else:
+                databases = procs.RedisDatabases(services.enter_context(server).start().base_url)
         for store in stores:
             base_line: dict[str, float] = {}
             for stored in counts:
-                with child(stored, store) as base:
+                redis_url = databases.fresh() if databases is not None and store == "redis" else "-"
+                with child(stored, store, redis_url) as base:
                     figures = server_times(base)
                     if browser is not None:
                         figures["first contentful paint"] = first_paints(base, browser)
