@@ -12,6 +12,7 @@ Same interface as `fal_emulator.store.MemoryStore`; selected with `--store redis
     sequence        STRING submit sequence numbers (`INCR`): ids are a function of (seed, sequence), so
                            every host agrees on them; random UUIDs without a seed
     lock            STRING the store lock (a token, `SET NX PX`)
+    summaries, list, list:*, ...   what lists show, kept by the same scripts (`fal_emulator.redis_summaries`)
 
 Each queue operation holds the store lock, as SQLite's `BEGIN IMMEDIATE` does, so the hosts serialise;
 it expires after `LOCK_MS` if its process dies. Writes are atomic Lua scripts (`APPLY`): an operation's
@@ -36,8 +37,10 @@ from typing import Any
 import redis
 
 from fal_emulator.lifecycle import Request, Status, order_key
-from fal_emulator.sqlite_store import UNREADABLE, decode, encode
+from fal_emulator.redis_summaries import PAGE, STATUSES, TOTALS, SummaryKeys
+from fal_emulator.request_codec import UNREADABLE, decode, encode
 from fal_emulator.store import WAKEUP_KINDS, WAKEUP_ORDER, Wakeup, WakeupKind
+from fal_emulator.summary import Summary, SummaryQuery, Totals, summarize
 
 log = logging.getLogger("fal_emulator.store")
 
@@ -113,6 +116,9 @@ class RedisStore:
         self._begin = self._redis.register_script(BEGIN)
         self._apply = self._redis.register_script(APPLY)
         self._read_idle = self._redis.register_script(READ_IDLE)
+        self._page = self._redis.register_script(PAGE)
+        self._totals = self._redis.register_script(TOTALS)
+        self._lists = SummaryKeys(prefix)
         self._keys = {name: prefix + name for name in ("requests", "apps", "ready", "running", "wakeups", "lock")}
         self._keys["sequence"] = prefix + "sequence"
         self._queued_prefix = prefix + "queued:"
@@ -197,6 +203,7 @@ class RedisStore:
             queues = [["DEL", self._queued(text(app))] for app in self._redis.smembers(self._keys["apps"])]
             names = ("requests", "apps", "ready", "running", "wakeups", "sequence")
             self._buffer += [["DEL", self._keys[name]] for name in names] + queues
+            self._buffer += self._lists.reset(self._redis.smembers)
         self._reported.clear()
 
     def next_sequence(self) -> int:
@@ -241,13 +248,14 @@ class RedisStore:
             ops += [["ZREM", queued, request_id], ["ZREM", keys["ready"], request_id]]
         running = request.status is Status.IN_PROGRESS
         ops.append(["SADD" if running else "SREM", keys["running"], request_id])
-        self._write(ops)
+        self._write(ops + self._lists.save(summarize(request)))
 
     def delete(self, request: Request) -> None:
         request_id, keys = request.request_id, self._keys
         self._write([
             ["HDEL", keys["requests"], request_id], ["ZREM", self._queued(request.app_id), request_id],
             ["ZREM", keys["ready"], request_id], ["SREM", keys["running"], request_id],
+            *self._lists.delete(summarize(request)),
         ])  # fmt: skip
 
     # -- the runners ------------------------------------------------------------------------------
@@ -310,6 +318,24 @@ class RedisStore:
         if request.status is Status.IN_QUEUE:
             return (request, rank) if rank >= 0 else None
         return request, None
+
+    # -- lists --------------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Send this operation's buffered writes before a read that does not go through `_read`."""
+        if self._buffer:
+            self._send(self._take())
+
+    def summaries(self, query: SummaryQuery, offset: int, limit: int | None) -> tuple[list[Summary], int]:
+        """One page of summaries, newest first, and how many match: one script, no lock."""
+        self._flush()
+        answer = self._page(keys=self._lists.page_keys(query), args=[offset, -1 if limit is None else limit])
+        return self._lists.page(answer)
+
+    def totals(self) -> Totals:
+        """Counts over every request, from the list keys' sizes: one script, no lock."""
+        self._flush()
+        return self._lists.totals(self._totals(keys=[], args=[self._lists.prefix, *STATUSES]))
 
     def close(self) -> None:
         self._redis.close()

@@ -12,7 +12,8 @@ Same interface as `fal_emulator.store.MemoryStore`; selected with `--store sqlit
 Every lookup is O(log n): ready requests and wake-ups are indexed; the running count is a counter; and a
 queue position is an order statistic, a Fenwick tree per (app, priority) over submit sequence numbers
 (`queue_tree`, grown by doubling), so a position sums at most log2(sequence) rows instead of counting the
-queue. A row that cannot be decoded is skipped and logged once, never fatal to later operations.
+queue. A row that cannot be decoded is skipped and logged once, never fatal to later operations. Lists read
+the `summaries` table beside the requests (`fal_emulator.sqlite_summaries`), never decoding every request.
 """
 
 from __future__ import annotations
@@ -24,15 +25,16 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from fal_emulator import jsontext
-from fal_emulator.lifecycle import PRIORITY_RANK, Outcome, Policy, Request, Status
+from fal_emulator.lifecycle import PRIORITY_RANK, Request, Status
+from fal_emulator.request_codec import UNREADABLE, decode, encode
+from fal_emulator.sqlite_summaries import SummaryTable
 from fal_emulator.store import WAKEUP_KINDS, WAKEUP_ORDER, Wakeup, WakeupKind
+from fal_emulator.summary import Summary, SummaryQuery, Totals, summarize
 
 log = logging.getLogger("fal_emulator.store")
 
-VERSION = 2  # PRAGMA user_version; 0 is the layout of releases before the runner model
+VERSION = 3  # PRAGMA user_version; 0 is the layout of releases before the runner model, 2 before `summaries`
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT PRIMARY KEY,
@@ -67,39 +69,6 @@ DROP TABLE IF EXISTS wakeups;
 """
 
 
-def encode(request: Request) -> str:
-    """A request as JSON text (every field; the status as its value), at any nesting of its input."""
-    fields = {field.name: getattr(request, field.name) for field in dataclasses.fields(request)}
-    fields.update(
-        status=request.status.value,
-        policy=dataclasses.asdict(request.policy),
-        outcome={"status_code": request.outcome.status_code, "body": request.outcome.body,
-                 "headers": dict(request.outcome.headers)},
-        script=[list(line) for line in request.script],
-    )  # fmt: skip
-    return jsontext.dumps(fields)
-
-
-REQUEST_FIELDS = frozenset(field.name for field in dataclasses.fields(Request))
-
-
-def decode(text: str) -> Request:
-    """The request `encode` wrote (fields a newer release added are ignored). Raises ValueError, TypeError
-    or KeyError for text that is not such a request."""
-    fields: dict[str, Any] = jsontext.loads(text)
-    fields = {name: value for name, value in fields.items() if name in REQUEST_FIELDS}
-    fields.update(
-        status=Status(fields["status"]),
-        policy=Policy(**fields["policy"]),
-        outcome=Outcome(**fields["outcome"]),
-        script=tuple(tuple(line) for line in fields["script"]),
-    )
-    return Request(**fields)
-
-
-UNREADABLE = (ValueError, TypeError, KeyError, RecursionError)
-
-
 def tree_nodes_up(index: int, size: int) -> list[int]:
     """The Fenwick nodes an update at `index` touches (1 <= index <= size)."""
     nodes = []
@@ -130,6 +99,7 @@ class SqliteStore:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._summaries = SummaryTable(self._db)
         with self.transaction():
             self._upgrade()
 
@@ -140,8 +110,11 @@ class SqliteStore:
         for statement in (MIGRATE_FROM_0 if migrate else "").split(";\n") + SCHEMA.split(";\n"):
             if statement.strip():
                 self._db.execute(statement)
+        self._summaries.create()
         if migrate:
             self._rebuild()
+        if version < VERSION and columns:  # written before `summaries` (or since, by such a release): fill it
+            self._summaries.fill(summarize(request) for request in self.all())
         self._db.execute(f"PRAGMA user_version = {VERSION}")
 
     def _rebuild(self) -> None:
@@ -193,6 +166,7 @@ class SqliteStore:
                 self._db.execute(f"DELETE FROM {table}")
             self._db.execute("UPDATE counters SET value = 0 WHERE name IN ('sequence', 'running')")
             self._db.execute("UPDATE counters SET value = 1 WHERE name = 'tree_size'")
+            self._summaries.clear()
         self._reported.clear()
 
     def _counter(self, name: str) -> int:
@@ -255,6 +229,7 @@ class SqliteStore:
                  PRIORITY_RANK[request.priority]),
             )  # fmt: skip
             self._index(request, (0, 0, 0))
+            self._summaries.write(summarize(request))
 
     def get(self, request_id: str) -> Request | None:
         with self.transaction():
@@ -276,6 +251,7 @@ class SqliteStore:
                 return
             self._db.execute("UPDATE requests SET data = ? WHERE request_id = ?", (encode(request), request.request_id))
             self._index(request, row)
+            self._summaries.write(summarize(request))
 
     def _index(self, request: Request, before: tuple[int, int, int]) -> None:
         """Move the request's flags, tree count and running count from `before` to its state now."""
@@ -302,6 +278,7 @@ class SqliteStore:
             request = dataclasses.replace(request, status=Status.COMPLETED, ready=False)
             self._index(request, row)
             self._db.execute("DELETE FROM requests WHERE request_id = ?", (request.request_id,))
+            self._summaries.delete(request.sequence)
 
     # -- the runners ------------------------------------------------------------------------------
 
@@ -385,6 +362,31 @@ class SqliteStore:
                     self._depth -= 1
             finally:
                 self._db.execute("COMMIT")
+
+    # -- lists --------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A read transaction (`BEGIN DEFERRED`: under WAL it waits for no writer), or the write transaction open."""
+        with self._lock:
+            if self._depth:
+                yield
+                return
+            self._db.execute("BEGIN")
+            try:
+                yield
+            finally:
+                self._db.execute("COMMIT")
+
+    def summaries(self, query: SummaryQuery, offset: int, limit: int | None) -> tuple[list[Summary], int]:
+        """One page of summaries, newest first, and how many match (an indexed count and range)."""
+        with self._reading():
+            return self._summaries.page(query, offset, limit)
+
+    def totals(self) -> Totals:
+        """Counts over every request (aggregates of the `summaries` indexes)."""
+        with self._reading():
+            return self._summaries.totals()
 
     def close(self) -> None:
         self._db.close()

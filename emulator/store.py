@@ -21,6 +21,7 @@ from typing import Literal, NamedTuple, Protocol
 from sortedcontainers import SortedList
 
 from fal_emulator.lifecycle import Request, Status, order_key
+from fal_emulator.summary import Summary, SummaryQuery, Totals, page_of, totals_of
 
 WakeupKind = Literal["finish", "ready", "deadline", "expire"]
 # Events due at the same time play out in this order: a finishing run frees its runner before a request
@@ -47,6 +48,9 @@ class Store(Protocol):
     when its process dies between two writes. `read_idle` is a read without the store's lock: the request
     of `app_id` and its queue position (None unless queued), or None when it is unknown, of another app, or
     some event is due by `now` (then the queue takes the lock and plays the events out first).
+
+    `summaries` and `totals` are what lists show (`fal_emulator.summary`): one page of request summaries, newest
+    first, with how many match, and the counts over every stored request; neither decodes every request.
     """
 
     def add(self, request: Request) -> None: ...
@@ -62,6 +66,8 @@ class Store(Protocol):
     def queue_position(self, request: Request) -> int: ...
     def queued_count(self, app_id: str) -> int: ...
     def read_idle(self, request_id: str, app_id: str, now: float) -> tuple[Request, int | None] | None: ...
+    def summaries(self, query: SummaryQuery, offset: int, limit: int | None) -> tuple[list[Summary], int]: ...
+    def totals(self) -> Totals: ...
     def transaction(self) -> AbstractContextManager[None]: ...
     def reset(self) -> None: ...
 
@@ -165,6 +171,15 @@ class MemoryStore:
         if request is None or request.app_id != app_id or (self._wakeups and self._wakeups[0][0] <= now):
             return None
         return request, self.queue_position(request) if request.status is Status.IN_QUEUE else None
+
+    def summaries(self, query: SummaryQuery, offset: int, limit: int | None) -> tuple[list[Summary], int]:
+        """The requests `query` matches, newest first, from `offset` (at most `limit`), and how many match: one
+        pass over the requests, summarizing only the page."""
+        return page_of(reversed(self._requests.values()), query, offset, limit)
+
+    def totals(self) -> Totals:
+        """Counts over every request, in one pass."""
+        return totals_of(self._requests.values())
 
     def __len__(self) -> int:
         return len(self._requests)

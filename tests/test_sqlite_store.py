@@ -16,8 +16,10 @@ from fal_emulator import jsontext
 from fal_emulator.clock import VirtualClock
 from fal_emulator.ids import IdSource
 from fal_emulator.queue import Outcome, Policy, Queue, Request, Status
-from fal_emulator.sqlite_store import SqliteStore, encode
+from fal_emulator.request_codec import encode
+from fal_emulator.sqlite_store import SqliteStore
 from fal_emulator.store import MemoryStore
+from fal_emulator.summary import SummaryQuery
 
 T0 = 1_700_000_000.0
 OUTPUT = {"video": {"url": "http://x/files/a.mp4"}}
@@ -100,6 +102,8 @@ def test_a_file_from_the_previous_release_upgrades_and_keeps_running(tmp_path: P
     clock.advance(6.0)
     assert [queue.status(r.request_id, poll=False).status for r in requests] == [Status.COMPLETED] * 3
     assert queue.store.get(running.request_id).completed_at == T0 + 11  # type: ignore[union-attr]
+    summaries, total = queue.store.summaries(SummaryQuery(), 0, None)  # the lists were built as it opened
+    assert total == 4 and [summary.status for summary in summaries] == [Status.IN_PROGRESS] + [Status.COMPLETED] * 3
 
 
 def test_an_unreadable_row_is_skipped_and_reported_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

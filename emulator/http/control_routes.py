@@ -255,7 +255,8 @@ async def requests(request: Request) -> Response:
     paged = "offset" in query or "limit" in query
     offset = count(query, "offset", 0, 2**31) or 0
     limit = count(query, "limit", model.PAGE_SIZE if paged else None, model.MAX_PAGE_SIZE)
-    found = model.page(emulator, model.up_to_date(emulator), filters, load_prices(), offset=offset, limit=limit)
+    model.catch_up(emulator)
+    found = model.page(emulator, filters, load_prices(), offset=offset, limit=limit)
     rows = found.rows if paged else found.rows[::-1]  # unpaged: every request, oldest first
     return JSONResponse(rows, headers={"X-Total-Count": str(found.total)})
 
@@ -263,7 +264,8 @@ async def requests(request: Request) -> Response:
 async def totals(request: Request) -> Response:
     authorize(request)
     emulator = emulator_of(request)
-    return JSONResponse(model.totals(emulator, model.up_to_date(emulator), load_prices()))
+    model.catch_up(emulator)
+    return JSONResponse(model.totals(emulator, load_prices()))
 
 
 def _load(request: Request) -> Any:

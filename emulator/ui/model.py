@@ -2,8 +2,11 @@
 
 The control plane answers these as JSON (`GET /_emulator/requests`, `/_emulator/requests/{id}`,
 `/_emulator/totals`) and the page (`/_emulator/ui`) renders the same dicts, so the page shows nothing
-the JSON lacks. Every read first brings the requests up to date by their policy and the clock, as a
-status read would (without counting as a poll).
+the JSON lacks. A read first plays out the queue's events due by the clock (`catch_up`); each request a
+page shows that is not COMPLETED is then read as a status read would (without counting as a poll).
+
+Lists and totals come from the store's own queries (`Store.summaries`, `Store.totals`; `fal_emulator.summary`),
+so a page costs the same with 10 or 10,000 stored requests on every store: only the page's requests are read.
 
 Times are POSIX seconds of the emulator's clock (`*_at`), durations are seconds, prices are USD.
 """
@@ -12,9 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import statistics
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +26,14 @@ from fal_emulator.clock import isoformat
 from fal_emulator.errors import RequestNotFound
 from fal_emulator.queue import Request, Status
 from fal_emulator.service import Emulator
-from fal_emulator.ui.prices import PRICE_FIELDS, Prices
+from fal_emulator.summary import FAILED, OK, Summary, SummaryQuery, Totals, summarize
+from fal_emulator.ui.prices import Prices
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 STATUSES = tuple(status.value for status in Status)
-SUCCEEDED, FAILED = "ok", "error"  # error_type filters: no error at all, any error
+SUCCEEDED = OK  # error_type filters: no error at all (`ok`), any error (`error`, FAILED)
+__all__ = ["FAILED", "SUCCEEDED"]
 
 
 @dataclass(frozen=True)
@@ -49,19 +52,9 @@ class Filters:
             raise ValueError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
         return cls(query.get("endpoint_id") or None, status, query.get("error_type") or None)
 
-    def matches(self, request: Request) -> bool:
-        if self.endpoint_id is not None and request.endpoint_id != self.endpoint_id:
-            return False
-        if self.status is not None and request.status.value != self.status:
-            return False
-        if self.error_type is None:
-            return True
-        error_type = error_type_of(request)
-        if self.error_type == SUCCEEDED:
-            return request.status is Status.COMPLETED and request.outcome.ok
-        if self.error_type == FAILED:
-            return request.status is Status.COMPLETED and not request.outcome.ok
-        return error_type == self.error_type
+    def summary_query(self) -> SummaryQuery:
+        """The filters as the store's query."""
+        return SummaryQuery(self.endpoint_id, Status(self.status) if self.status else None, self.error_type)
 
     def query(self) -> dict[str, str]:
         """The filters as query parameters (only those set)."""
@@ -79,53 +72,32 @@ def outcome_label(request: Request) -> str:
     return "OK" if request.outcome.ok else f"HTTP {request.outcome.status_code}"
 
 
-def up_to_date(emulator: Emulator) -> list[Request]:
-    """Every stored request, oldest first, each brought up to date by its policy and the clock.
-
-    The store is read once; only the requests not yet COMPLETED are read again after their update.
-    """
-    requests = emulator.requests()
-    for index, request in enumerate(requests):
-        if request.status is Status.COMPLETED:
-            continue
-        try:
-            emulator.queue.status(request.request_id, poll=False)
-        except RequestNotFound:  # forgotten meanwhile (a reset from another process)
-            continue
-        fresh = emulator.store.get(request.request_id)
-        if fresh is not None:
-            requests[index] = fresh
-    return requests
+def catch_up(emulator: Emulator) -> None:
+    """Play out every event due by the emulator's clock (a request becomes ready, starts, finishes, expires)."""
+    emulator.queue.wake(emulator.clock.now())
 
 
-def row(emulator: Emulator, request: Request, now: float, prices: Prices) -> dict[str, Any]:
-    """One request as a list shows it: ids, status, `queue_position` (while IN_QUEUE), times (POSIX
+def row(emulator: Emulator, summary: Summary, now: float, prices: Prices, position: int | None) -> dict[str, Any]:
+    """One request as a list shows it: ids, status, `queue_position` (`position`, while IN_QUEUE), times (POSIX
     seconds), `age_seconds`, policy, scenario, priority, `error_type` and `status_code` once COMPLETED, and
     `price_usd`: what fal would have charged for its video (None when unpriced)."""
-    completed = request.status is Status.COMPLETED
-    position = None
-    if request.status is Status.IN_QUEUE:
-        position = emulator.queue.status(request.request_id, poll=False).queue_position
-    endpoint = emulator.catalog.get(request.endpoint_id)
+    endpoint = emulator.catalog.get(summary.endpoint_id)
     return {
-        "request_id": request.request_id,
-        "endpoint_id": request.endpoint_id,
-        "app_id": request.app_id,
-        "status": request.status.value,
-        "queue_position": position,
-        "submitted_at": request.submitted_at,
-        "started_at": request.started_at,
-        "completed_at": request.completed_at,
-        "age_seconds": round(max(0.0, now - request.submitted_at), 3),
-        "policy": request.policy.describe(),
-        "scenario": request.scenario,
-        "priority": request.priority,
-        "error_type": error_type_of(request),
-        "status_code": request.outcome.status_code if completed else None,
-        # fal's queue takes any JSON body: an input that is not an object names no video (the runner refused it)
-        "price_usd": prices.cost(endpoint, request.input)
-        if endpoint is not None and isinstance(request.input, Mapping)
-        else None,
+        "request_id": summary.request_id,
+        "endpoint_id": summary.endpoint_id,
+        "app_id": summary.app_id,
+        "status": summary.status.value,
+        "queue_position": position if summary.status is Status.IN_QUEUE else None,
+        "submitted_at": summary.submitted_at,
+        "started_at": summary.started_at,
+        "completed_at": summary.completed_at,
+        "age_seconds": round(max(0.0, now - summary.submitted_at), 3),
+        "policy": summary.policy,
+        "scenario": summary.scenario,
+        "priority": summary.priority,
+        "error_type": summary.error_type,
+        "status_code": summary.status_code,
+        "price_usd": prices.cost(endpoint, summary.priced) if endpoint is not None else None,
     }
 
 
@@ -149,15 +121,31 @@ class Page:
 
 
 def page(
-    emulator: Emulator, requests: Sequence[Request], filters: Filters, prices: Prices, *,
-    offset: int = 0, limit: int | None = PAGE_SIZE,
-) -> Page:  # fmt: skip
-    """The requests that match `filters`, newest first, from `offset` (all of them when `limit` is None)."""
-    matching = [request for request in reversed(requests) if filters.matches(request)]
-    chosen = matching[offset:] if limit is None else matching[offset : offset + limit]
+    emulator: Emulator, filters: Filters, prices: Prices, *, offset: int = 0, limit: int | None = PAGE_SIZE
+) -> Page:
+    """The requests that match `filters`, newest first, from `offset` (all of them when `limit` is None): one
+    page of the store's summaries. Each request on it not yet COMPLETED is read as a status read would (its
+    queue position; a running one's runner looked at); if that moved one, the page is read again."""
+    query = filters.summary_query()
+    for _ in range(2):
+        summaries, total = emulator.store.summaries(query, offset, limit)
+        positions: dict[str, int | None] = {}
+        moved = False
+        for summary in summaries:
+            if summary.status is Status.COMPLETED:
+                continue
+            try:
+                view = emulator.queue.status(summary.request_id, poll=False)
+            except RequestNotFound:  # forgotten meanwhile (a reset from another process)
+                moved = True
+                continue
+            positions[summary.request_id] = view.queue_position
+            moved = moved or view.status is not summary.status
+        if not moved:
+            break
     now = emulator.clock.now()
-    rows = [row(emulator, request, now, prices) for request in chosen]
-    return Page(rows, len(matching), offset, limit if limit is not None else len(matching), filters)
+    rows = [row(emulator, summary, now, prices, positions.get(summary.request_id)) for summary in summaries]
+    return Page(rows, total, offset, limit if limit is not None else total, filters)
 
 
 def timeline(request: Request, now: float) -> list[dict[str, Any]]:
@@ -226,7 +214,10 @@ def detail(
     (`{status_code, body}`, the planned one until COMPLETED), `timeline`, and `webhooks`: its delivery
     attempts, each with `signature_valid` (checked with `jwks`)."""
     now = emulator.clock.now()
-    found = row(emulator, request, now, prices)
+    position = None
+    if request.status is Status.IN_QUEUE:
+        position = emulator.queue.status(request.request_id, poll=False).queue_position
+    found = row(emulator, summarize(request), now, prices, position)
     attempts = [dict(attempt) for attempt in deliveries if attempt.get("request_id") == request.request_id]
     for attempt in attempts:
         attempt["signature_valid"] = signature_valid(attempt, jwks or {})
@@ -241,83 +232,59 @@ def detail(
     return found
 
 
-def _median(values: list[float]) -> float | None:
-    return round(statistics.median(values), 3) if values else None
-
-
-def totals(emulator: Emulator, requests: Sequence[Request], prices: Prices) -> dict[str, Any]:
-    """Counts and spend over `requests`.
+def totals(emulator: Emulator, prices: Prices, counted: Totals | None = None) -> dict[str, Any]:
+    """Counts and spend over every stored request (`counted`: the store's totals, read now when None).
 
     `{"requests", "by_status": {status: n}, "by_error_type": {error_type: n}, "median_seconds":
     {"IN_QUEUE", "IN_PROGRESS"} (over the requests that left that state), "succeeded",
-    "spend_avoided_usd"}`. Spend avoided is what fal would have billed for the videos generated: fal bills
-    successful requests (server errors are not billed; fal's FAQ says a 422 may be), so failed requests are
-    left out; `unpriced` counts successes with no rate in the price file.
+    "spend_avoided_usd", "unpriced"}`. Spend avoided is what fal would have billed for the videos generated:
+    fal bills successful requests (server errors are not billed; fal's FAQ says a 422 may be), so failed
+    requests are left out; `unpriced` counts successes with no rate in the price file.
     """
-    waiting = running_now = videos = unpriced = 0
-    by_error: Counter[str] = Counter()
-    succeeded: Counter[tuple[Any, ...]] = Counter()  # (endpoint id, *PRICE_FIELDS values) -> videos
-    queued: list[float] = []
-    running: list[float] = []
-    in_queue, completed_status = Status.IN_QUEUE, Status.COMPLETED
-    resolution, duration, audio = PRICE_FIELDS
-    for request in requests:  # one lean pass: the page reads totals over every stored request
-        status, started, completed = request.status, request.started_at, request.completed_at
-        left_queue = started if started is not None else completed
-        if left_queue is not None:
-            queued.append(left_queue - request.submitted_at)
-            if started is not None and completed is not None:
-                running.append(completed - started)
-        if status is not completed_status:
-            if status is in_queue:
-                waiting += 1
-            else:
-                running_now += 1
-            continue
-        if request.outcome.status_code != 200:
-            by_error[request.outcome.error_type or outcome_label(request)] += 1
-            continue
-        videos += 1
-        arguments = request.input
-        key = (request.endpoint_id, arguments.get(resolution), arguments.get(duration), arguments.get(audio))
-        try:
-            succeeded[key] += 1
-        except TypeError:  # an unhashable input value names no clip: no price
-            unpriced += 1
-    spend = 0.0
-    for (endpoint_id, *values), count in succeeded.items():
+    counted = counted or emulator.store.totals()
+    spend, videos, unpriced = 0.0, 0, 0
+    for endpoint_id, priced, count in counted.succeeded:
+        videos += count
         endpoint = emulator.catalog.get(endpoint_id)
-        arguments = {name: value for name, value in zip(PRICE_FIELDS, values, strict=True) if value is not None}
-        price = prices.cost(endpoint, arguments) if endpoint is not None else None
+        price = prices.cost(endpoint, priced) if endpoint is not None else None
         if price is None:
             unpriced += count
         else:
             spend += price * count
+    medians = {state: None if value is None else round(value, 3) for state, value in counted.median_seconds.items()}
     return {
-        "requests": len(requests),
-        "by_status": {
-            Status.IN_QUEUE.value: waiting,
-            Status.IN_PROGRESS.value: running_now,
-            Status.COMPLETED.value: len(requests) - waiting - running_now,
-        },
-        "by_error_type": dict(by_error.most_common()),
-        "median_seconds": {Status.IN_QUEUE.value: _median(queued), Status.IN_PROGRESS.value: _median(running)},
+        "requests": counted.requests,
+        "by_status": counted.by_status,
+        "by_error_type": counted.by_error_type,
+        "median_seconds": medians,
         "succeeded": videos,
         "spend_avoided_usd": round(spend, 2),
         "unpriced": unpriced,
     }
 
 
-def version(emulator: Emulator, requests: Sequence[Request], deliveries: int) -> str:
-    """A short digest of what the page shows: it changes when a request is added, moves or logs, when the
-    clock is frozen, advanced while frozen or rescaled, when policies or scripted outcomes change, and when
-    a webhook attempt is made. (Ages and a running clock alone do not change it.)"""
+def selected_state(emulator: Emulator, request_id: str | None) -> tuple[str, str, int] | None:
+    """The state of the request a page shows in full, brought up to date: (id, status, log lines); None when
+    none is shown or it is not stored."""
+    if not request_id:
+        return None
+    try:
+        emulator.queue.status(request_id, poll=False)
+    except RequestNotFound:
+        return None
+    found = emulator.store.get(request_id)
+    return None if found is None else (found.request_id, found.status.value, len(found.logs))
+
+
+def version(emulator: Emulator, counted: Totals, deliveries: int, selected: tuple[str, str, int] | None) -> str:
+    """A short digest of what the page shows: it changes when a request is added, moves or is forgotten (the
+    counts by status and error type, the newest request), when the request shown in full (`selected_state`)
+    moves or logs, when the clock is frozen, advanced while frozen or rescaled, when policies or scripted
+    outcomes change, and when a webhook attempt is made. (Ages and a running clock alone do not change it.)"""
     clock = emulator.clock
-    live = [(r.request_id, r.status.value, len(r.logs)) for r in requests if r.status is not Status.COMPLETED]
-    last = requests[-1].request_id if requests else None
     state = (
-        len(requests), last, live, deliveries, clock.frozen, clock.scale, clock.now() if clock.frozen else None,
-        emulator.queue.policy.describe(), sorted((k, v.describe()) for k, v in emulator.policies.items()),
-        sorted(emulator.scripted_counts().items()),
+        counted.by_status, counted.by_error_type, counted.newest, selected, deliveries, clock.frozen, clock.scale,
+        clock.now() if clock.frozen else None, emulator.queue.policy.describe(),
+        sorted((k, v.describe()) for k, v in emulator.policies.items()), sorted(emulator.scripted_counts().items()),
     )  # fmt: skip
     return hashlib.sha256(repr(state).encode()).hexdigest()[:16]

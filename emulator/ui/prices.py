@@ -21,9 +21,10 @@ import yaml
 
 from fal_emulator.billing import STANDARD, PriceList, load_price_list
 from fal_emulator.catalog import Endpoint
+from fal_emulator.summary import PRICED_INPUTS
 from fal_emulator.video import DEFAULT_RESOLUTION, clip_for
 
-PRICE_FIELDS = ("resolution", "duration", "generate_audio")  # the inputs a price depends on
+PRICE_FIELDS = PRICED_INPUTS  # the inputs a price depends on (each request's summary keeps them)
 CACHE_SIZE = 4096
 
 

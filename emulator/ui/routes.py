@@ -4,7 +4,7 @@
     GET /_emulator/ui/requests?endpoint_id=&status=&error_type=&offset=   the live list (+ totals and state)
     GET /_emulator/ui/requests/{id}                                       one request's live part
     GET /_emulator/ui/requests/{id}/images/{n}                            its n-th input image
-    GET /_emulator/ui/events?version=                                     SSE: `change` and `journal` events
+    GET /_emulator/ui/events?version=&request=                            SSE: `change` and `journal` events
     GET /_emulator/ui/static/{file}                                       htmx, the page's script and style
 
 Every route reads; none changes state. Unauthorized calls get 401 (the page: an HTML explanation).
@@ -91,27 +91,30 @@ def _offset(request: Request) -> int:
 
 
 def _listing(request: Request, *, oob: bool) -> dict[str, Any]:
-    """What the list, the totals and the state readout show, from one up-to-date read of the requests."""
+    """What the list, the totals and the state readout show: one page and the totals, read after the queue
+    caught up with the clock."""
     emulator = emulator_of(request)
     prices = load_prices()
     try:
         filters = model.Filters.parse(request.query_params)
     except ValueError:
         filters = model.Filters()
-    requests = model.up_to_date(emulator)
-    found = model.page(emulator, requests, filters, prices, offset=_offset(request))
+    model.catch_up(emulator)
+    found = model.page(emulator, filters, prices, offset=_offset(request))
+    counted = emulator.store.totals()
     deliveries = request.app.state.webhooks.deliveries
+    selected = request.query_params.get("request")
     return {
         "page": found,
         "filters": filters,
-        "totals": model.totals(emulator, requests, prices),
+        "totals": model.totals(emulator, prices, counted),
         "clock": emulator.clock,
         "now": emulator.clock.now(),
         "policy": emulator.queue.policy.describe(),
         "policies": {key: value.describe() for key, value in emulator.policies.items()},
         "outcomes": emulator.scripted_counts(),
-        "version": model.version(emulator, requests, len(deliveries)),
-        "selected_id": request.query_params.get("request"),
+        "version": model.version(emulator, counted, len(deliveries), model.selected_state(emulator, selected)),
+        "selected_id": selected,
         "oob": oob,
     }
 
@@ -204,8 +207,8 @@ async def input_image(request: Request) -> Response:
 
 async def events(request: Request) -> Response:
     """SSE: `event: change` when what the page shows changes (see `model.version`), `event: journal` when
-    the journal grows, `: keepalive` comments. Looks every TICK seconds, or less often when a look is
-    costly (many stored requests), so an open page never takes more than a fifth of a core."""
+    the journal grows, `: keepalive` comments; `request` is the request the page shows in full. Looks every
+    TICK seconds, or less often when a look is costly, so an open page never takes more than a fifth of a core."""
     if not allowed(request):
         return unauthorized(request)
     emulator = emulator_of(request)
@@ -213,10 +216,13 @@ async def events(request: Request) -> Response:
 
     async def stream() -> AsyncIterator[str]:
         last, journal, sent = request.query_params.get("version"), emulator.journal.last_seq, time.monotonic()
+        selected = request.query_params.get("request")
         yield "retry: 1000\n\n"
         while True:
             started = time.perf_counter()
-            current = model.version(emulator, model.up_to_date(emulator), len(webhooks.deliveries))
+            model.catch_up(emulator)
+            shown = model.selected_state(emulator, selected)
+            current = model.version(emulator, emulator.store.totals(), len(webhooks.deliveries), shown)
             cost = time.perf_counter() - started
             if current != last:
                 last, sent = current, time.monotonic()
