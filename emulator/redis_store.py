@@ -12,7 +12,8 @@ Same interface as `fal_emulator.store.MemoryStore`; selected with `--store redis
     sequence        STRING submit sequence numbers (`INCR`): ids are a function of (seed, sequence), so
                            every host agrees on them; random UUIDs without a seed
     lock            STRING the store lock (a token, `SET NX PX`)
-    summaries, list, list:*, ...   what lists show, kept by the same scripts (`fal_emulator.redis_summaries`)
+    summaries, list, list:*, ...   what lists show, kept by the same scripts (`fal_emulator.redis_summaries`);
+                           `lists_version` says they exist (data from an older release gets them once)
 
 Each queue operation holds the store lock, as SQLite's `BEGIN IMMEDIATE` does, so the hosts serialise;
 it expires after `LOCK_MS` if its process dies. Writes are atomic Lua scripts (`APPLY`): an operation's
@@ -37,7 +38,7 @@ from typing import Any
 import redis
 
 from fal_emulator.lifecycle import Request, Status, order_key
-from fal_emulator.redis_summaries import PAGE, STATUSES, TOTALS, SummaryKeys
+from fal_emulator.redis_summaries import PAGE, STATUSES, SUMMARY_FUNCTIONS, TOTALS, SummaryKeys
 from fal_emulator.request_codec import UNREADABLE, decode, encode
 from fal_emulator.store import WAKEUP_KINDS, WAKEUP_ORDER, Wakeup, WakeupKind
 from fal_emulator.summary import Summary, SummaryQuery, Totals, summarize
@@ -47,6 +48,7 @@ log = logging.getLogger("fal_emulator.store")
 PREFIX = "fal-emulator:"
 LOCK_MS = 5000  # the lock outlives its holder by at most this long
 LOCK_WAIT = 30.0  # seconds to wait for the lock before giving up
+LISTS_VERSION = "1"  # `lists_version`: the layout of the list keys (`redis_summaries`) this release keeps
 
 # KEYS: the lock, the wake-ups. ARGV: a new token, the lock's expiry (ms). Takes the lock if it is free and
 # answers the time of the earliest wake-up ("inf" when there is none); nil when another process holds it.
@@ -59,15 +61,24 @@ end
 return false
 """
 # KEYS: the lock. ARGV: our token, milliseconds to keep the lock (0: release it), then each operation as its
-# word count followed by its words. Applies them all, or nothing if the lock is no longer ours.
-APPLY = """
+# word count followed by its words. Applies them all, or nothing if the lock is no longer ours. The operations
+# `SUMMARY ...` and `UNSUMMARY ...` file a request's summary in the list keys, or take it out (`redis_summaries`).
+APPLY = (
+    SUMMARY_FUNCTIONS
+    + """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('fal-emulator: the store lock was lost (held longer than its expiry)')
 end
 local i = 3
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
-  redis.call(unpack(ARGV, i + 1, i + n))
+  if ARGV[i + 1] == 'SUMMARY' then
+    file_summary(unpack(ARGV, i + 2, i + n))
+  elseif ARGV[i + 1] == 'UNSUMMARY' then
+    unfile_summary(unpack(ARGV, i + 2, i + n))
+  else
+    redis.call(unpack(ARGV, i + 1, i + n))
+  end
   i = i + n + 1
 end
 if ARGV[2] == '0' then
@@ -77,6 +88,7 @@ else
 end
 return 1
 """
+)
 # KEYS: the wake-ups, the requests, the app's queue. ARGV: now, the request id. A read without the lock:
 # the request and its rank in the app's queue (-1: not queued), or nil when it is unknown or a wake-up is due.
 READ_IDLE = """
@@ -128,6 +140,22 @@ class RedisStore:
         self._buffer: list[Op] = []  # writes of this operation not sent yet
         self._earliest = -math.inf  # every wake-up is due at or after this (known while the lock is held)
         self._reported: set[str] = set()
+        self._build_lists()
+
+    def _build_lists(self) -> None:
+        """Lists for requests stored by a release before them (no `lists_version`): built once, under the lock."""
+        version = self._lists.version
+        if self._redis.get(version) == LISTS_VERSION:
+            return
+        with self.transaction():
+            if self._redis.get(version) == LISTS_VERSION:  # another host built them meanwhile
+                return
+            self._buffer += self._lists.reset(self._redis.smembers)
+            for index, request in enumerate(self.all()):
+                self._buffer += self._lists.save(summarize(request))
+                if index % 500 == 499:
+                    self._send(self._take())
+            self._buffer.append(["SET", version, LISTS_VERSION])
 
     # -- the lock and the write buffer ------------------------------------------------------------
 

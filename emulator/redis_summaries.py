@@ -14,11 +14,12 @@ The keys, under the store's prefix, each written by the same atomic script as th
     succeeded:{G}        SET   the successes of group G (`[endpoint id, priced inputs]` as JSON);
                                `succeeded` SET: every G
 
-Every write is idempotent (`ZADD`, `ZREM`, `SADD`), so the store writes a request's entries blind, without
-reading its previous state. A page is one script: the intersection of the filters' sets (`ZINTERSTORE` into a
-scratch key it deletes; one filter reads its set directly), its size, a `ZREVRANGE` and the page's summaries.
-The totals are another: the sets' sizes and the middle members of the two seconds sets. Neither decodes a
-request.
+A request's entries are written by one operation of that script (`SUMMARY`, in Lua: a few words sent, not a
+command per key); every write is idempotent (`ZADD`, `ZREM`, `SADD`), so it needs no previous state, and it is
+skipped when the stored summary is already the new one. A page is one script: the intersection of the filters'
+sets (`ZINTERSTORE` into a scratch key it deletes; one filter reads its set directly), its size, a `ZREVRANGE`
+and the page's summaries. The totals are another: the sets' sizes and the middle members of the two seconds
+sets. Neither decodes a request.
 """
 
 from __future__ import annotations
@@ -27,12 +28,55 @@ from typing import Any
 
 from fal_emulator import jsontext
 from fal_emulator.lifecycle import Status
-from fal_emulator.summary import FAILED, OK, Summary, SummaryQuery, Totals, ranked
+from fal_emulator.summary import FAILED, Summary, SummaryQuery, Totals, ranked
 
 Op = list[str]
 STATUSES = [status.value for status in Status]
 CHUNK = 1000  # summaries read per HMGET (Lua's unpack takes a few thousand values at most)
 
+# Lua functions of the store's write script (`redis_store.APPLY`): the `SUMMARY` and `UNSUMMARY` operations.
+# ARGV of SUMMARY: the key prefix, the request id, its sequence, status, endpoint id, outcome ('' before
+# COMPLETED), seconds queued and running ('' when not yet), success group, summary JSON. Nothing is written
+# when the stored summary is already this one (a poll counted, a log line shown).
+SUMMARY_FUNCTIONS = """
+local function file_summary(p, id, seq, status, endpoint, outcome, queued, running, group, json)
+  if redis.call('HGET', p .. 'summaries', id) == json then return end
+  redis.call('HSET', p .. 'summaries', id, json)
+  redis.call('ZADD', p .. 'list', seq, id)
+  for _, each in ipairs({'IN_QUEUE', 'IN_PROGRESS', 'COMPLETED'}) do
+    if each == status then
+      redis.call('ZADD', p .. 'list:status:' .. each, seq, id)
+    else
+      redis.call('ZREM', p .. 'list:status:' .. each, id)
+    end
+  end
+  redis.call('ZADD', p .. 'list:endpoint:' .. endpoint, seq, id)
+  redis.call('SADD', p .. 'endpoints', endpoint)
+  if outcome ~= '' then
+    redis.call('ZADD', p .. 'list:outcome:' .. outcome, seq, id)
+    redis.call('SADD', p .. 'outcomes', outcome)
+    if outcome == 'ok' then
+      redis.call('SADD', p .. 'succeeded:' .. group, id)
+      redis.call('SADD', p .. 'succeeded', group)
+    else
+      redis.call('ZADD', p .. 'list:failed', seq, id)
+    end
+  end
+  if queued ~= '' then redis.call('ZADD', p .. 'queue_seconds', queued, id) end
+  if running ~= '' then redis.call('ZADD', p .. 'run_seconds', running, id) end
+end
+local function unfile_summary(p, id, endpoint, outcome, group)
+  redis.call('HDEL', p .. 'summaries', id)
+  for _, key in ipairs({'list', 'list:failed', 'queue_seconds', 'run_seconds', 'list:endpoint:' .. endpoint,
+                        'list:status:IN_QUEUE', 'list:status:IN_PROGRESS', 'list:status:COMPLETED'}) do
+    redis.call('ZREM', p .. key, id)
+  end
+  if outcome ~= '' then
+    redis.call('ZREM', p .. 'list:outcome:' .. outcome, id)
+    redis.call('SREM', p .. 'succeeded:' .. group, id)
+  end
+end
+"""
 # KEYS: the sets to intersect (one or more), a scratch key, the summaries. ARGV: offset, count (-1: all).
 # Answers {how many match, the page's ids, their summaries}.
 PAGE = f"""
@@ -102,6 +146,7 @@ class SummaryKeys:
         self.scratch = prefix + "list:scratch"
         self.seconds = {"queue": prefix + "queue_seconds", "run": prefix + "run_seconds"}
         self.names = {name: prefix + name for name in ("endpoints", "outcomes", "succeeded")}
+        self.version = prefix + "lists_version"
 
     def status(self, status: str) -> str:
         return f"{self.prefix}list:status:{status}"
@@ -116,39 +161,15 @@ class SummaryKeys:
         return jsontext.dumps([summary.endpoint_id, dict(sorted(summary.priced.items()))])
 
     def save(self, summary: Summary) -> list[Op]:
-        """The writes that file `summary` where it belongs now (and nowhere else it may have been)."""
-        request_id, order, now = summary.request_id, str(summary.sequence), summary.status.value
-        ops: list[Op] = [["HSET", self.summaries, request_id, summary.to_json()], ["ZADD", self.all, order, request_id]]
-        for status in STATUSES:
-            key = self.status(status)
-            ops.append(["ZADD", key, order, request_id] if status == now else ["ZREM", key, request_id])
-        ops += [["ZADD", self.endpoint(summary.endpoint_id), order, request_id],
-                ["SADD", self.names["endpoints"], summary.endpoint_id]]  # fmt: skip
-        outcome = summary.outcome
-        if outcome is not None:
-            ops += [["ZADD", self.outcome(outcome), order, request_id], ["SADD", self.names["outcomes"], outcome]]
-            if outcome == OK:
-                group = self.group(summary)
-                ops += [["SADD", f"{self.names['succeeded']}:{group}", request_id],
-                        ["SADD", self.names["succeeded"], group]]  # fmt: skip
-            else:
-                ops.append(["ZADD", self.failed, order, request_id])
-        for name, seconds in (("queue", summary.queue_seconds), ("run", summary.run_seconds)):
-            if seconds is not None:
-                ops.append(["ZADD", self.seconds[name], repr(seconds), request_id])
-        return ops
+        """The write that files `summary` where it belongs now, and nowhere else it may have been (`SUMMARY`)."""
+        return [["SUMMARY", self.prefix, summary.request_id, str(summary.sequence), summary.status.value,
+                 summary.endpoint_id, summary.outcome or "", _number(summary.queue_seconds),
+                 _number(summary.run_seconds), self.group(summary), summary.to_json()]]  # fmt: skip
 
     def delete(self, summary: Summary) -> list[Op]:
-        """The writes that forget `summary` everywhere."""
-        request_id = summary.request_id
-        ops: list[Op] = [["HDEL", self.summaries, request_id], ["ZREM", self.all, request_id],
-                         ["ZREM", self.endpoint(summary.endpoint_id), request_id], ["ZREM", self.failed, request_id],
-                         *(["ZREM", key, request_id] for key in self.seconds.values()),
-                         *(["ZREM", self.status(status), request_id] for status in STATUSES)]  # fmt: skip
-        if summary.outcome is not None:
-            ops.append(["ZREM", self.outcome(summary.outcome), request_id])
-            ops.append(["SREM", f"{self.names['succeeded']}:{self.group(summary)}", request_id])
-        return ops
+        """The write that forgets `summary` everywhere (`UNSUMMARY`)."""
+        return [["UNSUMMARY", self.prefix, summary.request_id, summary.endpoint_id, summary.outcome or "",
+                 self.group(summary)]]  # fmt: skip
 
     def reset(self, members: Any) -> list[Op]:
         """Deleting every list key; `members(key)` gives a set's members (the named endpoints, outcomes, groups)."""
@@ -198,6 +219,10 @@ class SummaryKeys:
             succeeded=succeeded,
             newest=text(newest[0]) if newest else None,
         )
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else repr(value)
 
 
 def _mean(scores: list[Any]) -> float | None:

@@ -229,7 +229,7 @@ class SqliteStore:
                  PRIORITY_RANK[request.priority]),
             )  # fmt: skip
             self._index(request, (0, 0, 0))
-            self._summaries.write(summarize(request))
+            self._summaries.add(summarize(request))
 
     def get(self, request_id: str) -> Request | None:
         with self.transaction():
@@ -251,7 +251,7 @@ class SqliteStore:
                 return
             self._db.execute("UPDATE requests SET data = ? WHERE request_id = ?", (encode(request), request.request_id))
             self._index(request, row)
-            self._summaries.write(summarize(request))
+            self._summaries.update(summarize(request))
 
     def _index(self, request: Request, before: tuple[int, int, int]) -> None:
         """Move the request's flags, tree count and running count from `before` to its state now."""

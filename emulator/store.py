@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Literal, NamedTuple, Protocol
@@ -21,7 +22,7 @@ from typing import Literal, NamedTuple, Protocol
 from sortedcontainers import SortedList
 
 from fal_emulator.lifecycle import Request, Status, order_key
-from fal_emulator.summary import Summary, SummaryQuery, Totals, page_of, totals_of
+from fal_emulator.summary import Summary, SummaryQuery, Totals, page_of, summarize, totals_of
 
 WakeupKind = Literal["finish", "ready", "deadline", "expire"]
 # Events due at the same time play out in this order: a finishing run frees its runner before a request
@@ -174,8 +175,12 @@ class MemoryStore:
 
     def summaries(self, query: SummaryQuery, offset: int, limit: int | None) -> tuple[list[Summary], int]:
         """The requests `query` matches, newest first, from `offset` (at most `limit`), and how many match: one
-        pass over the requests, summarizing only the page."""
-        return page_of(reversed(self._requests.values()), query, offset, limit)
+        pass over the requests (none without filters), summarizing only the page."""
+        newest_first = reversed(self._requests.values())
+        if query == SummaryQuery():
+            end = None if limit is None else offset + limit
+            return [summarize(request) for request in itertools.islice(newest_first, offset, end)], len(self._requests)
+        return page_of(newest_first, query, offset, limit)
 
     def totals(self) -> Totals:
         """Counts over every request, in one pass."""

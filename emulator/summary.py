@@ -16,7 +16,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from fal_emulator import jsontext
@@ -77,10 +77,16 @@ class Summary:
 
     def priced_key(self) -> str:
         """`priced` as canonical JSON text: requests priced alike share it."""
-        return jsontext.dumps(dict(sorted(self.priced.items())))
+        return jsontext.dumps(dict(sorted(self.priced.items()))) if self.priced else "{}"
 
     def to_json(self) -> str:
-        return jsontext.dumps({**asdict(self), "status": self.status.value, "priced": dict(self.priced)})
+        return jsontext.dumps({
+            "request_id": self.request_id, "endpoint_id": self.endpoint_id, "app_id": self.app_id,
+            "sequence": self.sequence, "priority": self.priority, "status": self.status.value,
+            "submitted_at": self.submitted_at, "started_at": self.started_at, "completed_at": self.completed_at,
+            "policy": self.policy, "scenario": self.scenario, "status_code": self.status_code,
+            "error_type": self.error_type, "priced": dict(self.priced),
+        })  # fmt: skip
 
     @classmethod
     def from_json(cls, text: str) -> Summary:
@@ -177,33 +183,42 @@ def _median(values: list[float]) -> float | None:
 
 
 def totals_of(requests: Iterable[Request]) -> Totals:
-    """The totals over `requests` (oldest first), in one lean pass."""
-    by_status: Counter[str] = Counter({status.value: 0 for status in Status})
+    """The totals over `requests` (oldest first), in one lean pass (no request is summarized)."""
+    waiting = running_now = completed_count = 0
     by_error: Counter[str] = Counter()
     succeeded: Counter[tuple[Any, ...]] = Counter()  # (endpoint id, *priced input values) -> requests
     unhashable: list[tuple[str, Mapping[str, Any], int]] = []  # priced inputs that are lists or objects
     queued: list[float] = []
     running: list[float] = []
-    newest = None
-    completed_status = Status.COMPLETED
-    for request in requests:  # one lean pass: a page reads the totals of every stored request
-        newest = request.request_id
-        status, started, completed = request.status, request.started_at, request.completed_at
-        by_status[status.value] += 1
-        left_queue = started if started is not None else completed
-        if left_queue is not None:
-            queued.append(left_queue - request.submitted_at)
-            if started is not None and completed is not None:
+    request = None
+    in_queue, in_progress = Status.IN_QUEUE, Status.IN_PROGRESS
+    resolution, duration, audio = PRICED_INPUTS
+    for request in requests:
+        started, completed = request.started_at, request.completed_at
+        if started is not None:
+            queued.append(started - request.submitted_at)
+            if completed is not None:
                 running.append(completed - started)
-        if status is not completed_status:
+        elif completed is not None:
+            queued.append(completed - request.submitted_at)
+        status = request.status
+        if status is in_queue:
+            waiting += 1
             continue
-        if not request.outcome.ok:
-            by_error[error_label(request.outcome.error_type, request.outcome.status_code)] += 1
+        if status is in_progress:
+            running_now += 1
             continue
-        arguments = request.input if isinstance(request.input, Mapping) else {}
+        completed_count += 1
+        outcome = request.outcome
+        if outcome.status_code != 200:
+            by_error[error_label(outcome.error_type, outcome.status_code)] += 1
+            continue
+        arguments = request.input
         try:
-            succeeded[(request.endpoint_id, *(arguments.get(name, _ABSENT) for name in PRICED_INPUTS))] += 1
-        except TypeError:
+            key = (request.endpoint_id, arguments.get(resolution, _ABSENT), arguments.get(duration, _ABSENT),
+                   arguments.get(audio, _ABSENT))  # fmt: skip
+            succeeded[key] += 1
+        except (TypeError, AttributeError):  # an input value that is a list or an object
             unhashable.append((request.endpoint_id, summarize(request).priced, 1))
     groups = [
         (endpoint_id, {name: value for name, value in zip(PRICED_INPUTS, values, strict=True) if value is not _ABSENT},
@@ -211,9 +226,9 @@ def totals_of(requests: Iterable[Request]) -> Totals:
         for (endpoint_id, *values), count in succeeded.items()
     ]  # fmt: skip
     return Totals(
-        by_status=dict(by_status),
+        by_status={in_queue.value: waiting, in_progress.value: running_now, Status.COMPLETED.value: completed_count},
         by_error_type=ranked(by_error.items()),
-        median_seconds={Status.IN_QUEUE.value: _median(queued), Status.IN_PROGRESS.value: _median(running)},
+        median_seconds={in_queue.value: _median(queued), in_progress.value: _median(running)},
         succeeded=groups + unhashable,
-        newest=newest,
+        newest=None if request is None else request.request_id,
     )

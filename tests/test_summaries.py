@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from starlette.testclient import TestClient
 
 from fal_emulator import redis_store, sqlite_store
@@ -25,7 +26,7 @@ from fal_emulator.sqlite_store import SqliteStore
 from fal_emulator.store import Store
 from fal_emulator.summary import FAILED, OK, Summary, SummaryQuery, Totals, summarize, totals_of
 from tests.conftest import KEY, SEED_REQUESTS, ClientFactory
-from tests.stores import STORES, make_store
+from tests.stores import STORES, make_store, redis_url
 
 T0 = 1_700_000_000.0
 OUTPUT = {"video": {"url": "http://x/files/a.mp4"}}
@@ -169,6 +170,31 @@ def test_a_sqlite_file_from_before_the_lists_gets_them(tmp_path: Path, layout: s
     assert total == 6 and [summary.request_id for summary in summaries] == ids[::-1]
     assert store.totals().by_error_type == {"content_policy_violation": 3}
     assert store.summaries(SummaryQuery(error_type=OK), 0, None)[1] == 3
+
+
+def test_redis_data_from_before_the_lists_gets_them(request: pytest.FixtureRequest) -> None:
+    """Requests a previous release stored in Redis (no list keys, no `lists_version`) are listed and counted once
+    an emulator of this release connects."""
+    from fal_emulator.redis_store import RedisStore
+
+    url = redis_url(request)
+    store = RedisStore(url)
+    queue = Queue(store, VirtualClock(start=T0, frozen=True), IdSource(2), Policy.parse("immediate"))
+    ids = [
+        queue.submit("fal-ai/veo3/image-to-video", "fal-ai/veo3", dict(INPUTS[n % 2]), outcome).request_id
+        for n, outcome in enumerate([Outcome.success(OUTPUT), Outcome.failure(ERRORS[0])] * 3)
+    ]
+    wanted = store.summaries(SummaryQuery(), 0, None), store.totals()
+    raw = redis.Redis.from_url(url)
+    raw.delete(
+        *raw.keys("fal-emulator:list:*"), "fal-emulator:list", "fal-emulator:summaries", "fal-emulator:succeeded"
+    )
+    assert RedisStore(url).summaries(SummaryQuery(), 0, None) == ([], 0)  # the version key says: already built
+    raw.delete("fal-emulator:lists_version")
+    raw.close()
+    store = RedisStore(url)
+    assert (store.summaries(SummaryQuery(), 0, None), store.totals()) == wanted
+    assert [summary.request_id for summary in wanted[0][0]] == ids[::-1]
 
 
 def submit(client: TestClient, scenario: str | None = None) -> str:
