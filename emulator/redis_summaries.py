@@ -158,7 +158,7 @@ class SummaryKeys:
         return f"{self.prefix}list:outcome:{outcome}"
 
     def group(self, summary: Summary) -> str:
-        return jsontext.dumps([summary.endpoint_id, dict(sorted(summary.priced.items()))])
+        return jsontext.dumps([summary.endpoint_id, dict(sorted((summary.priced or {}).items()))])
 
     def save(self, summary: Summary) -> list[Op]:
         """The write that files `summary` where it belongs now, and nowhere else it may have been (`SUMMARY`)."""

@@ -37,7 +37,8 @@ def error_label(error_type: str | None, status_code: int) -> str:
 @dataclass(frozen=True, slots=True)
 class Summary:
     """A request as a list shows it. `status_code` once COMPLETED; `error_type` once COMPLETED with an error
-    that names one; `policy` as `Policy.describe()` gives it; `priced`: the input's `PRICED_INPUTS` fields."""
+    that names one; `policy` as `Policy.describe()` gives it; `priced`: the input's `PRICED_INPUTS` fields, None when
+    the input is not a JSON object (fal's queue takes any JSON body; such an input names no video)."""
 
     request_id: str
     endpoint_id: str
@@ -52,7 +53,7 @@ class Summary:
     scenario: str | None
     status_code: int | None
     error_type: str | None
-    priced: Mapping[str, Any]
+    priced: Mapping[str, Any] | None
 
     @property
     def outcome(self) -> str | None:
@@ -85,7 +86,7 @@ class Summary:
             "sequence": self.sequence, "priority": self.priority, "status": self.status.value,
             "submitted_at": self.submitted_at, "started_at": self.started_at, "completed_at": self.completed_at,
             "policy": self.policy, "scenario": self.scenario, "status_code": self.status_code,
-            "error_type": self.error_type, "priced": dict(self.priced),
+            "error_type": self.error_type, "priced": None if self.priced is None else dict(self.priced),
         })  # fmt: skip
 
     @classmethod
@@ -98,7 +99,7 @@ class Summary:
 def summarize(request: Request) -> Summary:
     """The request's summary now."""
     completed = request.status is Status.COMPLETED
-    arguments = request.input if isinstance(request.input, Mapping) else {}
+    arguments = request.input if isinstance(request.input, Mapping) else None
     return Summary(
         request_id=request.request_id,
         endpoint_id=request.endpoint_id,
@@ -113,7 +114,7 @@ def summarize(request: Request) -> Summary:
         scenario=request.scenario,
         status_code=request.outcome.status_code if completed else None,
         error_type=request.outcome.error_type if completed else None,
-        priced={name: arguments[name] for name in PRICED_INPUTS if name in arguments},
+        priced=None if arguments is None else {name: arguments[name] for name in PRICED_INPUTS if name in arguments},
     )
 
 
@@ -136,7 +137,8 @@ class SummaryQuery(NamedTuple):
             return False
         if self.error_type in (OK, FAILED):
             return request.outcome.ok == (self.error_type == OK)
-        return not request.outcome.ok and error_label(request.outcome.error_type, request.outcome.status_code) == self.error_type
+        outcome = request.outcome
+        return not outcome.ok and error_label(outcome.error_type, outcome.status_code) == self.error_type
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,7 @@ def totals_of(requests: Iterable[Request]) -> Totals:
                    arguments.get(audio, _ABSENT))  # fmt: skip
             succeeded[key] += 1
         except (TypeError, AttributeError):  # an input value that is a list or an object
-            unhashable.append((request.endpoint_id, summarize(request).priced, 1))
+            unhashable.append((request.endpoint_id, summarize(request).priced or {}, 1))
     groups = [
         (endpoint_id, {name: value for name, value in zip(PRICED_INPUTS, values, strict=True) if value is not _ABSENT},
          count)

@@ -97,7 +97,10 @@ def row(emulator: Emulator, summary: Summary, now: float, prices: Prices, positi
         "priority": summary.priority,
         "error_type": summary.error_type,
         "status_code": summary.status_code,
-        "price_usd": prices.cost(endpoint, summary.priced) if endpoint is not None else None,
+        # fal's queue takes any JSON body: an input that is not an object names no video (the runner refused it)
+        "price_usd": prices.cost(endpoint, summary.priced)
+        if endpoint is not None and summary.priced is not None
+        else None,
     }
 
 
