@@ -37,7 +37,8 @@ def test_h_without_a_token_only_loopback_clients_reach_the_control_plane(tmp_pat
     assert remote.get("/_emulator/health").status_code == 200  # open: health and the OpenAPI documents
     assert remote.get("/_emulator/openapi.json").status_code == 200
     for client in [("127.0.0.1", 5000), ("::1", 5000), ("testclient", 50000)]:
-        assert TestClient(app, client=client).post("/_emulator/reset").status_code == 200  # type: ignore[arg-type]
+        local = TestClient(app, base_url="http://127.0.0.1:8470", client=client)  # type: ignore[arg-type]
+        assert local.post("/_emulator/reset").status_code == 200
 
 
 def test_h_a_proxied_control_call_is_checked_too(tmp_path: Path) -> None:
@@ -96,3 +97,44 @@ def test_h_uvicorn_factory_on_0_0_0_0_keeps_reset_closed(factory_on_all_interfac
         assert http.post(f"http://{address}:{port}/_emulator/reset").status_code == 403
         assert http.get(f"http://{address}:{port}/_emulator/health").status_code == 200
         assert http.post(f"http://127.0.0.1:{port}/_emulator/reset").status_code == 200
+
+
+LOOPBACK = ("127.0.0.1", 5000)
+
+
+def test_a_web_page_on_another_site_cannot_change_the_emulator(tmp_path: Path) -> None:
+    """CSRF: a form or fetch() from another site carries its Origin; the control plane refuses it (403) and
+    nothing changes. The user's own pages on loopback names and the dashboard (same origin) still work."""
+    app = app_for(tmp_path, policy="manual")
+    local = TestClient(app, base_url="http://127.0.0.1:8470", client=LOOPBACK)  # type: ignore[arg-type]
+    assert local.post(
+        "/fal-ai/veo3/image-to-video", json={"prompt": "p"}, headers={"Authorization": "Key k"}
+    ).is_success
+    for origin in ["https://evil.example", "http://evil.example:8470", "null"]:
+        answer = local.post("/_emulator/reset", headers={"Origin": origin, "Content-Type": "text/plain"})
+        assert answer.status_code == 403, origin
+        assert "another site" in answer.json()["detail"]
+        assert local.put("/_emulator/policy", json={"policy": "instant"}, headers={"Origin": origin}).status_code == 403
+    assert len(local.get("/_emulator/requests").json()) == 1  # the request survived every attempt
+    for origin in ["http://127.0.0.1:8470", "http://localhost:3000", "http://[::1]:5173"]:
+        assert local.post("/_emulator/clock", json={"advance": 0}, headers={"Origin": origin}).status_code == 200
+    assert local.get("/_emulator/requests", headers={"Origin": "https://evil.example"}).status_code == 200  # reads:
+    # a browser does not let the other site read the answer (no CORS headers are sent)
+
+
+def test_a_rebound_dns_name_cannot_reach_the_control_plane_without_a_token(tmp_path: Path) -> None:
+    """DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1 sends `Host: evil.example`;
+    without a token only the emulator's own names are answered. With a token the token decides."""
+    app = app_for(tmp_path)
+    for base in ["http://127.0.0.1:8470", "http://localhost:8470", "http://[::1]:8470", "http://app.localhost"]:
+        assert TestClient(app, base_url=base, client=LOOPBACK).get("/_emulator/requests").status_code == 200  # type: ignore[arg-type]
+    rebound = TestClient(app, base_url="http://evil.example:8470", client=LOOPBACK)  # type: ignore[arg-type]
+    answer = rebound.get("/_emulator/requests")
+    assert answer.status_code == 403 and "Host: evil.example" in answer.json()["detail"]
+    assert rebound.get("/_emulator/ui").status_code == 403
+    assert rebound.get("/_emulator/health").status_code == 200  # open paths stay open
+    public = app_for(tmp_path, public_url="http://emulator.internal:8470")
+    named = TestClient(public, base_url="http://emulator.internal:8470", client=LOOPBACK)  # type: ignore[arg-type]
+    assert named.get("/_emulator/requests").status_code == 200
+    tokened = TestClient(app_for(tmp_path, control_token="t"), base_url="http://evil.example", client=LOOPBACK)  # type: ignore[arg-type]
+    assert tokened.get("/_emulator/requests", headers={"X-Fal-Emulator-Token": "t"}).status_code == 200

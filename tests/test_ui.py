@@ -269,3 +269,14 @@ def test_inputs_the_runner_refused_show_as_failed_even_when_not_an_object(make_c
     assert len(rows(client, error_type="error")) == 3
     assert client.get("/_emulator/ui").status_code == 200
     assert client.get("/_emulator/ui/requests").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/_emulator/requests", "/_emulator/ui", "/_emulator/ui/requests"])
+def test_an_offset_past_any_list_is_an_empty_page_not_a_500(make_client: ClientFactory, path: str) -> None:
+    """`?offset=` with thousands of digits (Python's int() refuses 4,300+) reads as past the end of the list."""
+    client = make_client(policy="instant")
+    submit(client, body={"prompt": "p"})
+    answer = client.get(path, params={"offset": "9" * 5000, "limit": "5"})
+    assert answer.status_code == 200
+    if path == "/_emulator/requests":
+        assert answer.json() == [] and answer.headers["X-Total-Count"] == "1"

@@ -13,12 +13,24 @@ The rule, checked by `ControlAccessMiddleware` for every control-plane path exce
 
 The client address is the ASGI scope's `client` (uvicorn's `--proxy-headers` rewrites it from
 `X-Forwarded-For` only for trusted proxies).
+
+Two more rules keep a web page in the user's browser from using a local emulator (`browser_error`):
+
+- cross-site request forgery: a call that changes state (any method but GET, HEAD, OPTIONS) whose `Origin`
+  is another site is refused 403. Browsers send `Origin` with every such call; an origin on a loopback name
+  (`localhost`, `127.0.0.1`, `[::1]`, any port: the user's own dev server) or on the emulator's own host is
+  allowed, `Origin: null` (a sandboxed frame, a `file:` page) is not. Tools that send no `Origin` (the
+  clients, curl, the tests) are not concerned;
+- DNS rebinding: with no token, a loopback client must name a loopback host, the `--host` the server binds,
+  or `--public-url`'s host in `Host`: a page of `evil.example` whose name was rebound to 127.0.0.1 sends
+  `Host: evil.example` and is refused 403, so it can read nothing either.
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import urllib.parse
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -43,8 +55,73 @@ def is_local_client(client: object) -> bool:
         return True
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    return next((value.decode("latin-1") for key, value in scope.get("headers", []) if key == name), None)
+
+
+def _hostname(authority: str) -> str:
+    """The host of a `Host` value or URL authority, lowercased, without port or IPv6 brackets."""
+    try:
+        return (urllib.parse.urlsplit(f"//{authority}").hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def is_loopback_name(hostname: str) -> bool:
+    """`localhost`, `*.localhost` (RFC 6761) or a loopback IP address."""
+    if hostname == "localhost" or hostname.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def _own_hosts(settings: Settings) -> set[str]:
+    hosts = {settings.host.lower()}
+    if settings.public_url:
+        hosts.add(_hostname(urllib.parse.urlsplit(settings.public_url).netloc))
+    return hosts
+
+
+def browser_error(scope: Scope, settings: Settings) -> FalError | None:
+    """The 403 for a call a web page made the user's browser send (cross-site, or through a rebound DNS name),
+    or None. See the module docstring."""
+    origin = _header(scope, b"origin")
+    if origin is not None and scope["method"] not in SAFE_METHODS:
+        origin_host = _hostname(urllib.parse.urlsplit(origin).netloc) if origin != "null" else ""
+        same = origin_host and (origin_host in _own_hosts(settings) or is_loopback_name(origin_host))
+        if not same and urllib.parse.urlsplit(origin).netloc.lower() != (_header(scope, b"host") or "").lower():
+            detail = f"The control plane refuses calls that change state from another site (Origin: {origin})"
+            return FalError({"detail": detail}, status_code=403)
+    client = scope.get("client")
+    if not settings.control_token and isinstance(client, list | tuple) and client and _is_ip(str(client[0])):
+        host = _hostname(_header(scope, b"host") or "")
+        if host and not is_loopback_name(host) and host not in _own_hosts(settings):
+            detail = (
+                f"The control plane answers only its own host names without a control token (Host: {host}); "
+                "use 127.0.0.1 or localhost, or set --public-url or --control-token"
+            )
+            return FalError({"detail": detail}, status_code=403)
+    return None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def control_access_error(scope: Scope, settings: Settings) -> FalError | None:
-    """The 401/403 a control-plane call gets under the rule above, or None when it may proceed."""
+    """The 401/403 a control-plane call gets under the rules above, or None when it may proceed."""
+    refused = browser_error(scope, settings)
+    if refused is not None:
+        return refused
     token = settings.control_token
     if token and (scope["path"] == UI_PREFIX or scope["path"].startswith(UI_PREFIX + "/")):
         return None  # the dashboard's own check (fal_emulator.ui.routes.allowed)

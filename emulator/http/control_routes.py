@@ -240,7 +240,7 @@ def count(query: Any, name: str, default: int | None, most: int) -> int | None:
         return default
     if not (raw.isascii() and raw.isdigit()):
         raise bad_request(f"'{name}' must be a whole number >= 0")
-    return min(int(raw), most)
+    return min(int(raw), most) if len(raw) <= 18 else most  # Python refuses int() of 4,300+ digits
 
 
 async def requests(request: Request) -> Response:
