@@ -201,7 +201,7 @@ def test_first_last_frame_starts_on_the_first_and_ends_on_the_last(tmp_path: Pat
     clip = decode(rendered(RenderJob("first_last", ClipSpec(160, 90, 1, False), "tilt-up", images=images), tmp_path))
     assert len(clip.frames) == 24
     assert_close(clip.frames[0], first, mean=3.0, p99=10, most=20)
-    assert_close(clip.frames[-1], last, mean=1.5, p99=5, most=6)
+    assert_close(clip.frames[-1], last, mean=1.5, p99=6, most=6)  # no mbtree: p99 at the max
     middle = pixel_error(clip.frames[12], last)[0]
     assert 4 < middle < pixel_error(clip.frames[0], last)[0]  # on the way from one to the other
 

@@ -2,8 +2,11 @@
 
 The output is what a Veo MP4 is (fal model pages): H.264 yuv420p at 24 fps, BT.709 tagged, `+faststart`
 (the index first, so a `<video>` element plays it from a Range request), with an AAC track only when
-asked. Bytes are deterministic for one PyAV/FFmpeg/x264 build: bit-exact muxer and encoder flags,
-single-threaded x264, no wall-clock timestamps, and a tone computed in integer-period samples.
+asked. Bytes are deterministic for one PyAV/FFmpeg/x264 build, in any process whatever it encoded before:
+bit-exact muxer and encoder flags, single-threaded x264 without its macroblock tree (`mbtree` read memory
+an earlier encoder of the same process left behind: a second render's bytes differed from a fresh
+process's, tests/test_render_determinism.py), no wall-clock timestamps, and a tone computed in
+integer-period samples.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from fal_emulator.render.picture import Planes
 FPS = 24
 CONTAINER_OPTIONS = {"movflags": "+faststart", "fflags": "+bitexact"}
 # `veryfast` keeps a 720p, 8 s render near 2 s of one core (benchmarks/render.py); CRF 20 keeps the
-# first frame within a few levels of the input picture.
-X264_OPTIONS = {"preset": "veryfast", "crf": "20", "threads": "1", "flags": "+bitexact"}
+# first frame within a few levels of the input picture. `mbtree` off: see the module docstring.
+X264_OPTIONS = {"preset": "veryfast", "crf": "20", "threads": "1", "mbtree": "0", "flags": "+bitexact"}
 SAMPLE_RATE = 48_000
 AUDIO_LAYOUT = "mono"
 AUDIO_BIT_RATE = 32_000
