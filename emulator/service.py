@@ -435,9 +435,18 @@ class Emulator:
     def result(self, app_path: str, request_id: str) -> Outcome:
         return self.queue.result(request_id, app_id=app_id_of(app_path.strip("/")))
 
-    def cancel(self, app_path: str, request_id: str) -> str:
-        return self.queue.cancel(request_id, app_id=app_id_of(app_path.strip("/")))
+    def cancel(self, app_path: str | None, request_id: str) -> str:
+        """Cancel a request (`app_path`: the app it must belong to; None: any). A running request's render stops
+        unless another request waits for the same file. Raises RequestNotFound."""
+        app_id = app_id_of(app_path.strip("/")) if app_path is not None else None
+        answer = self.queue.cancel(request_id, app_id=app_id)
+        if answer == "CANCELLATION_REQUESTED":
+            self.renders.forget(request_id)
+        return answer
 
     def fail_now(self, request_id: str, error_type: str) -> StatusView:
-        """Complete a request now with fal error `error_type`. Raises KeyError for an unknown type."""
-        return self.queue.complete_now(request_id, Outcome.failure(FAILURES[error_type].error()))
+        """Complete a request now with fal error `error_type` (its render stops). Raises KeyError for an unknown
+        type."""
+        view = self.queue.complete_now(request_id, Outcome.failure(FAILURES[error_type].error()))
+        self.renders.forget(request_id)
+        return view

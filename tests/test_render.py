@@ -336,4 +336,5 @@ def test_the_cache_evicts_the_least_recently_used_files_beyond_its_size(tmp_path
     assert cache.get("../escape.mp4") is None and cache.get(names[2]) is None
     with pytest.raises(ValueError):
         cache.path("x.mp4")
-    assert time.time() - (tmp_path / names[0]).stat().st_mtime < 60
+    kept = (tmp_path / names[0]).stat()
+    assert time.time() - kept.st_atime < 60 and kept.st_mtime == 1_000  # used now; Last-Modified unchanged

@@ -159,6 +159,7 @@ def create_app(settings: Settings | None = None, *, catalog: Catalog | None = No
         try:
             yield
         finally:
+            emulator.renders.close()  # no render outlives the server (requests stay IN_PROGRESS in the store)
             await webhooks.stop()
 
     app = Starlette(

@@ -301,7 +301,7 @@ async def request_action(request: Request) -> Response:
         elif action == "complete":
             emulator.queue.complete_now(found.request_id)
         elif action == "cancel":
-            if emulator.queue.cancel(found.request_id) == "ALREADY_COMPLETED":
+            if emulator.cancel(None, found.request_id) == "ALREADY_COMPLETED":
                 raise ValueError(f"request {found.request_id} is already COMPLETED")
         else:
             error_type = text(await body(request), "error_type") or "internal_server_error"

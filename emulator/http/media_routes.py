@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from starlette.exceptions import HTTPException
@@ -88,16 +88,41 @@ async def recorded(request: Request) -> Response:
     return recorded_file(found[0], found[1], digest, request)
 
 
-async def media(request: Request) -> Response:
+class Held:
+    """An ASGI response that calls `release` once it is sent (or abandoned): a rendered file stays out of the
+    render cache's eviction while a client downloads it."""
+
+    def __init__(self, response: Response, release: Callable[[], None]) -> None:
+        self.response = response
+        self.release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.response(scope, receive, send)
+        finally:
+            self.release()
+
+
+async def media(request: Request) -> Response | Held:
     file_name = request.path_params["file_name"]
     if file_name == "upload":  # `/files/upload` is fal_client's CDN upload: POST only
         raise HTTPException(405, headers={"Allow": "POST"})
     emulator = emulator_of(request)
     clip = emulator.media.by_name(file_name)
-    found = (clip.path, clip.file_size, clip.sha256) if clip is not None else emulator.renders.served(file_name)
-    if found is None:
-        raise NotFound(f"File {file_name} not found")
-    path, size, sha256 = found
+    release = None if clip is not None else emulator.renders.hold(file_name)
+    try:
+        found = (clip.path, clip.file_size, clip.sha256) if clip is not None else emulator.renders.served(file_name)
+        if found is None:
+            raise NotFound(f"File {file_name} not found")
+        response = _clip_response(request, *found)
+    except BaseException:
+        if release is not None:
+            release()
+        raise
+    return response if release is None else Held(response, release)
+
+
+def _clip_response(request: Request, path: Path, size: int, sha256: str) -> Response:
     etag = f'"{sha256}"'
     faults = set(request.query_params.get("fault", "").split(","))
     if faults & {"truncate", "slow"}:

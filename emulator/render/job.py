@@ -2,7 +2,7 @@
 
     job = plan(endpoint, arguments, uploads.read_url)   # None: no readable input (the fixture clip answers)
     job.name                                            # "3f0c…e1.mp4": the key's first 128 bits
-    render_file(job, "/state/renders/3f0c…e1.mp4")      # -> (file_size, sha256), on a render thread
+    render_file(job, "/state/renders/3f0c…e1.mp4", stop)  # -> (file_size, sha256), on a render thread
 
 The key is a SHA-256 over the renderer's version, the PyAV, FFmpeg and Pillow versions, the encoder
 settings, the output (width, height, frames, audio), the kind, the camera move and the SHA-256 of each
@@ -20,7 +20,10 @@ import functools
 import hashlib
 import io
 import json
+import math
 import os
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +45,9 @@ KEY_HEX = 32  # file names carry 128 bits of the key
 MAX_VIDEO_BYTES = 256 * 1024 * 1024
 MAX_INPUT_SECONDS = 30.0  # extend-video: seconds of the input video kept (fal: "Extend … up to 30 seconds")
 
+# A rendered file's modification time (its `Last-Modified`) is the wall-clock second it was finished, less
+# this: uvicorn's `Date` header is refreshed once a second, so it may lag the clock by that much.
+DATE_LAG_SECONDS = 2
 ORIENTATION = 0x0112  # the EXIF tag
 Kind = Literal["image", "first_last", "references", "extend"]
 Reader = Callable[[str], "tuple[str, bytes] | None"]
@@ -191,19 +197,64 @@ def frames_of(job: RenderJob) -> Iterator[Planes]:
     return timeline.image_move(pictures[0], motion, job.frames)
 
 
-def render_file(job: RenderJob, path: str) -> tuple[int, str]:
+class Cancelled(Exception):
+    """A render stopped before its file was written (its request was cancelled, `reset`, server shutdown)."""
+
+
+class Stop:
+    """The switch that stops one render: checked before every frame and once more, under a lock, before the
+    finished file is renamed into place, so after `stop()` returns no file of that render ever appears."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def check(self) -> None:
+        """Raises Cancelled once stopped."""
+        if self._stopped:
+            raise Cancelled("the render was stopped")
+
+    def frames(self, frames: Iterator[Planes]) -> Iterator[Planes]:
+        """`frames`, ending with Cancelled as soon as the render is stopped (no frame is made after that)."""
+        for planes in frames:
+            self.check()
+            yield planes
+            self.check()
+
+    def commit(self, partial: Path, target: Path) -> None:
+        """Rename `partial` to `target` unless stopped (then raises Cancelled)."""
+        with self._lock:
+            self.check()
+            os.replace(partial, target)
+
+
+def render_file(job: RenderJob, path: str, stop: Stop | None = None) -> tuple[int, str]:
     """Render `job` into `path` (written beside it, then renamed: readers never see half a file).
 
-    Returns (file size in bytes, SHA-256 hex of the file). Runs on a render thread. Raises what PyAV or
-    Pillow raise for inputs they cannot decode.
+    Returns (file size in bytes, SHA-256 hex of the file). Runs on a render thread. The file's modification
+    time is the wall-clock second it was finished less DATE_LAG_SECONDS (its `Last-Modified`, never later
+    than a response's `Date`). Raises Cancelled when `stop` is stopped first (nothing is left on disk), and
+    what PyAV or Pillow raise for inputs they cannot decode.
     """
+    stop = stop or Stop()
     target = Path(path)
     partial = target.with_name(f"{target.name}.part-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
-        encode.write_mp4(partial, (job.spec.width, job.spec.height), frames_of(job), job.frames, job.spec.audio)
+        frames = stop.frames(frames_of(job))
+        encode.write_mp4(partial, (job.spec.width, job.spec.height), frames, job.frames, job.spec.audio)
         digest = hashlib.sha256(partial.read_bytes()).hexdigest()
         size = partial.stat().st_size
-        os.replace(partial, target)
+        now = time.time()
+        os.utime(partial, (now, math.floor(now) - DATE_LAG_SECONDS))
+        stop.commit(partial, target)
     finally:
         partial.unlink(missing_ok=True)
     return size, digest

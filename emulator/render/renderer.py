@@ -12,6 +12,12 @@ the store keeps (the request's input and its planned outcome, whose file name is
 works the same over the SQLite store, in another worker process and after a restart: a render lost with
 its process is started again, and one that cannot be (its upload was deleted, rendering is now off) or
 that fails completes with the fixture clip.
+
+One render per file across processes: a process renders a file only while it holds the file's claim
+(`RenderCache.claim`); another process sharing the state dir waits for the file. A render stops (no frame
+made after, no file written) when the last request of this process waiting for it is cancelled
+(`forget`), on `reset` and on server shutdown (`close`). Eviction never removes a render in flight, one
+made and not yet collected by its requests, or one being downloaded (`hold`).
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ import hashlib
 import logging
 import os
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +38,8 @@ from fal_emulator.clock import Clock
 from fal_emulator.errors import RequestError
 from fal_emulator.media import MEDIA_PREFIX, MediaLibrary
 from fal_emulator.queue import Outcome, Request
-from fal_emulator.render.cache import RenderCache
-from fal_emulator.render.job import Reader, RenderJob, is_render_name, plan, render_file
+from fal_emulator.render.cache import Claim, RenderCache
+from fal_emulator.render.job import Cancelled, Reader, RenderJob, Stop, is_render_name, plan, render_file
 from fal_emulator.settings import Settings
 from fal_emulator.video import ClipSpec, clip_for
 
@@ -83,10 +90,21 @@ class _Recent(OrderedDict[str, Any]):
             self.popitem(last=False)
 
 
+@dataclass
+class _Render:
+    """A render in flight in this process: its job, its stop switch, its claim and the requests waiting for it."""
+
+    job: RenderJob
+    stop: Stop
+    claim: Claim
+    waiting: set[str] = field(default_factory=set)  # request ids
+    future: Future[tuple[int, str]] | None = None
+
+
 class Renderer:
     """Plans, runs, caches and serves the rendered clips of one emulator (see the module docstring).
 
-    `executor` runs `render_file(job, path)`; None means the shared render threads. `reader` reads an
+    `executor` runs `render_file(job, path, stop)`; None means the shared render threads. `reader` reads an
     uploaded file's bytes by URL (`Uploads.read_url`).
     """
 
@@ -105,8 +123,10 @@ class Renderer:
         self.executor = executor  # None: the shared render threads (tests may put their own here)
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)  # notified whenever a render's outcome is recorded
-        self._running: dict[str, Future[tuple[int, str]]] = {}
-        self._jobs: dict[str, RenderJob] = {}  # running jobs (their fixture fallback needs the spec)
+        self._running: dict[str, _Render] = {}
+        self._uncollected: dict[str, set[str]] = {}  # name -> requests whose render is done, not yet collected
+        self._serving: Counter[str] = Counter()  # name -> downloads in progress
+        self._closed = False
         self._finished = _Recent()  # name -> clock time its render finished in this process
         self._files = _Recent()  # name -> (file size, sha256)
         self._failed = _Recent()  # name -> (error, spec)
@@ -152,65 +172,135 @@ class Renderer:
 
     def _gate(self, request: Request, name: str, now: float) -> tuple[Outcome, float] | None:
         with self._lock:
-            if name in self._running:
+            render = self._running.get(name)
+            if render is not None:
+                render.waiting.add(request.request_id)
                 self._held.remember(name, True)
                 return None
             failed = self._failed.get(name)
         path = self.cache.get(name)
         if path is not None:
-            size = path.stat().st_size
-            ready_at = self._finished.get(name, now if name in self._held else 0.0)
-            return _with_size(request.outcome, size), ready_at
+            return self._collect(request, name, path, now)
         if failed is not None:
             return self._fallback(request, failed[1], failed[0]), 0.0
+        if self._closed:
+            return None  # shutting down: the request stays IN_PROGRESS in the store, rendered after a restart
         job = self._replan(request)
         if job is None or job.name != name:
             return self._fallback(request, None, "its input can no longer be read"), 0.0
-        self._start(job)
+        claim = self.cache.claim(name)
         with self._lock:
             self._held.remember(name, True)
+        if claim is None:  # another process sharing the state dir renders it: wait for its file
+            return None
+        path = self.cache.get(name)
+        if path is not None:  # that process finished it just now
+            claim.release()
+            return self._collect(request, name, path, now)
+        self._start(job, claim, request.request_id)
         return None
+
+    def _collect(self, request: Request, name: str, path: Path, now: float) -> tuple[Outcome, float]:
+        """The outcome of a request whose file exists: the planned one with the file's size."""
+        size = path.stat().st_size
+        with self._lock:
+            waiting = self._uncollected.get(name)
+            if waiting is not None:
+                waiting.discard(request.request_id)
+                if not waiting:
+                    del self._uncollected[name]
+            ready_at = self._finished.get(name, now if name in self._held else 0.0)
+        return _with_size(request.outcome, size), ready_at
 
     def _replan(self, request: Request) -> RenderJob | None:
         endpoint = self.catalog.get(request.endpoint_id)
         return self.plan(endpoint, self.inputs(endpoint, request.input)) if endpoint is not None else None
 
-    def _start(self, job: RenderJob) -> None:
+    def _start(self, job: RenderJob, claim: Claim, request_id: str) -> None:
+        render = _Render(job, Stop(), claim, {request_id})
         with self._lock:
-            if job.name in self._running:
+            if job.name in self._running:  # started by another thread meanwhile
+                self._running[job.name].waiting.add(request_id)
+                claim.release()
                 return
-        self.cache.prepare()
+            self._running[job.name] = render
         target = str(self.cache.path(job.name))
         executor = self.executor or shared_pool()
-        future = executor.submit(render_file, job, target)
-        with self._lock:
-            self._running[job.name] = future
-            self._jobs[job.name] = job
-        future.add_done_callback(lambda done: self._done(job.name, done))
+        try:
+            render.future = executor.submit(render_file, job, target, render.stop)
+        except RuntimeError as exc:  # the pool is shut down (interpreter exit)
+            failed: Future[tuple[int, str]] = Future()
+            failed.set_exception(exc)
+            render.future = failed
+        render.future.add_done_callback(lambda done: self._done(job.name, done))
 
     def _done(self, name: str, future: Future[tuple[int, str]]) -> None:
-        """Runs on the render thread when a render ends: trim the cache, then record how it went (and wake
-        `wait`). The render counts as running until then, so the gate never sees a half-recorded state."""
-        try:
-            size, sha256 = future.result()
-            error: BaseException | None = None
-        except BaseException as exc:
-            error = exc
+        """Runs on the render thread when a render ends: record how it went, give the claim up, trim the cache
+        (never a render in flight, one made and not yet collected by its requests, or one being downloaded),
+        then wake `wait`. The render counts as running until its outcome is recorded, so the gate never sees a
+        half-recorded state."""
+        stopped = future.cancelled()
+        error: BaseException | None = None
+        if not stopped:
+            try:
+                size, sha256 = future.result()
+            except Cancelled:
+                stopped = True
+            except BaseException as exc:
+                error = exc
         with self._lock:
-            keep = set(self._running)
-        evicted = self.cache.evict(keep) if error is None else []
-        with self._lock:
-            job = self._jobs.pop(name)
-            if error is not None:
+            render = self._running.pop(name)
+            if stopped:  # nothing written; a request that still wants it starts it again
+                log.info("render of %s stopped", name)
+            elif error is not None:
                 log.warning("render of %s failed: %s", name, error)
-                self._failed.remember(name, (f"{type(error).__name__}: {error}", job.spec))
+                self._failed.remember(name, (f"{type(error).__name__}: {error}", render.job.spec))
             else:
                 self._files.remember(name, (size, sha256))
                 self._finished.remember(name, self.clock.now())
+                if render.waiting:
+                    self._uncollected[name] = set(render.waiting)
+            render.claim.release()
+            keep = self._protected()
+        evicted = self.cache.evict(keep) if error is None and not stopped else []
+        with self._lock:
             for gone in evicted:
                 self._files.pop(gone, None)
-            del self._running[name]
             self._settled.notify_all()
+
+    def _protected(self) -> set[str]:
+        """Names eviction must keep: renders in flight, made and not yet collected, or being downloaded."""
+        return set(self._running) | set(self._uncollected) | set(self._serving)
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def forget(self, request_id: str) -> None:
+        """A request no longer wants its render (cancelled, or completed otherwise): a render no request of
+        this process waits for any more is stopped (no frame is made after this, no file is written)."""
+        abandoned = []
+        with self._lock:
+            for name in [name for name, waiting in self._uncollected.items() if request_id in waiting]:
+                self._uncollected[name].discard(request_id)
+                if not self._uncollected[name]:
+                    del self._uncollected[name]
+            for render in self._running.values():
+                if request_id in render.waiting:
+                    render.waiting.discard(request_id)
+                    if not render.waiting:
+                        abandoned.append(render)
+        _stop(abandoned)
+
+    def stop_all(self) -> None:
+        """Stop every render in flight; when this returns none of them writes a file (`reset`, shutdown)."""
+        with self._lock:
+            running = list(self._running.values())
+            self._uncollected.clear()
+        _stop(running)
+
+    def close(self) -> None:
+        """Server shutdown: stop every render and start no new one (requests stay IN_PROGRESS in the store)."""
+        self._closed = True
+        self.stop_all()
 
     def _fallback(self, request: Request, spec: ClipSpec | None, why: str) -> Outcome:
         """The fixture clip's outcome for a request whose render cannot be made."""
@@ -249,6 +339,23 @@ class Renderer:
                 self._files.remember(name, known)
         return path, size, known[1]
 
+    def hold(self, name: str) -> Callable[[], None]:
+        """Keep `name` from eviction while a download of it runs; returns the function that lets it go."""
+        with self._lock:
+            self._serving[name] += 1
+        released = threading.Event()
+
+        def release() -> None:
+            if released.is_set():
+                return
+            released.set()
+            with self._lock:
+                self._serving[name] -= 1
+                if self._serving[name] <= 0:
+                    del self._serving[name]
+
+        return release
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until no render of this emulator is running (at most `timeout` seconds); True if none is.
 
@@ -258,11 +365,21 @@ class Renderer:
             return self._settled.wait_for(lambda: not self._running, timeout)
 
     def reset(self) -> None:
-        """Forget what this process remembers of finished renders; files on disk stay (a content-keyed cache)."""
+        """Stop every render in flight (no file of theirs is written after this) and forget what this process
+        remembers of finished renders; files on disk stay (a content-keyed cache)."""
+        self.stop_all()
         with self._lock:
             self._finished.clear()
             self._failed.clear()
             self._held.clear()
+
+
+def _stop(renders: Sequence[_Render]) -> None:
+    """Stop `renders` (outside the renderer's lock: cancelling a future runs its done callback at once)."""
+    for render in renders:
+        render.stop.stop()
+        if render.future is not None:
+            render.future.cancel()  # one still waiting for a render thread never starts
 
 
 def _with_size(outcome: Outcome, size: int) -> Outcome:
