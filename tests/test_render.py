@@ -279,6 +279,23 @@ def test_a_photo_turned_by_its_exif_orientation_is_fitted_upright(tmp_path: Path
     assert_close(decode(rendered(small, tmp_path)).frames[0], upright, mean=4.0, p99=12, most=32)
 
 
+@pytest.mark.parametrize("mode", ["I;16", "LA", "P", "CMYK"])
+def test_a_16_bit_palette_grey_alpha_or_cmyk_picture_renders_in_its_colours(mode: str, tmp_path: Path) -> None:
+    if mode == "I;16":  # a 16-bit greyscale PNG at 0x6000 of 0xFFFF: 8-bit level 96
+        picture, wanted = Image.frombytes("I;16", (64, 48), b"\x00\x60" * 64 * 48), solid((64, 48), (96, 96, 96))
+    else:
+        wanted = solid((64, 48), (96, 96, 96) if mode == "LA" else (200, 40, 40))
+        picture = Image.new("LA", (64, 48), (96, 255)) if mode == "LA" else wanted.convert(mode)
+        if mode == "P":
+            picture = wanted.convert("P", palette=Image.Palette.ADAPTIVE)
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG" if mode == "CMYK" else "PNG")
+    job = plan(endpoint("fal-ai/veo3.1/fast/image-to-video"), {"prompt": "p", "image_url": data_uri(buffer.getvalue())})
+    assert job is not None
+    small = RenderJob("image", ClipSpec(64, 48, 1, False), "push-in", images=job.images)
+    assert_close(decode(rendered(small, tmp_path), ends_only=True).frames[0], wanted, mean=3.0, p99=5, most=8)
+
+
 def test_plan_picks_the_kind_of_each_endpoint() -> None:
     image, other = data_uri(png(solid((64, 64), (9, 9, 9)))), data_uri(png(solid((64, 64), (200, 9, 9))))
     flf = endpoint("fal-ai/veo3.1/first-last-frame-to-video")

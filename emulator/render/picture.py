@@ -30,6 +30,7 @@ Y_MATRIX = (0.2126 * 219 / 255, 0.7152 * 219 / 255, 0.0722 * 219 / 255, 16.5)
 CB_MATRIX = (-0.2126 / 1.8556 * 224 / 255, -0.7152 / 1.8556 * 224 / 255, 0.5 * 224 / 255, 128.5)
 CR_MATRIX = (0.5 * 224 / 255, -0.7152 / 1.5748 * 224 / 255, -0.0722 / 1.5748 * 224 / 255, 128.5)
 
+SIXTEEN_BIT_GREY = ("I", "I;16", "I;16L", "I;16B", "I;16N")  # how Pillow opens a 16-bit greyscale PNG
 FIT_FILTER = Image.Resampling.LANCZOS
 MOVE_FILTER = Image.Resampling.BILINEAR  # per frame: a few percent of zoom, where bilinear is enough and fast
 
@@ -37,12 +38,16 @@ MOVE_FILTER = Image.Resampling.BILINEAR  # per frame: a few percent of zoom, whe
 def load_image(data: bytes) -> Image.Image:
     """An input image file (PNG, JPEG, WebP, GIF: its first frame) as upright RGB.
 
-    EXIF orientation is applied, as a browser shows the photo; transparency is composited on black.
+    EXIF orientation is applied, as a browser shows the photo; transparency is composited on black. Any
+    mode Pillow reads becomes RGB: palette, grey with alpha, CMYK, and 16-bit grey (a PNG's `I;16`, scaled
+    from 0..65535 to 0..255, where a plain convert would clip it to white).
     Raises PIL.UnidentifiedImageError or OSError for bytes Pillow cannot read.
     """
     with Image.open(io.BytesIO(data)) as opened:
         opened.seek(0)
         image = ImageOps.exif_transpose(opened)
+        if image.mode in SIXTEEN_BIT_GREY:
+            image = image.convert("I").point(lambda value: value / 256).convert("L")
         if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
             rgba = image.convert("RGBA")
             black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
