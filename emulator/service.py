@@ -23,6 +23,7 @@ from fal_emulator.inputs import check_input_images
 from fal_emulator.journal import Journal, redact_url
 from fal_emulator.media import MediaLibrary
 from fal_emulator.queue import Outcome, Policy, Priority, Queue, Status, StatusView, Store
+from fal_emulator.render.limits import check_input_video
 from fal_emulator.render.renderer import Renderer
 from fal_emulator.replay import Playback, Replay
 from fal_emulator.scenarios import (
@@ -403,7 +404,9 @@ class Emulator:
         detail list) or ModelError (422 `image_load_error`, `file_too_large`, ...).
         """
         values = self.runner_values(endpoint, arguments)
-        return values, check_input_images(values, self.uploads.read_url)
+        size = check_input_images(values, self.uploads.read_url)
+        check_input_video(values, self.uploads.read_url)  # extend-video: fal's 8 s, 720p/1080p limits
+        return values, size
 
     def _enqueue_played(
         self, endpoint: Endpoint, arguments: Any, played: Playback, options: SubmitOptions

@@ -43,7 +43,7 @@ from fal_emulator.video import FPS, ClipSpec, clip_for
 RENDER_VERSION = 1  # bump whenever the pictures change for the same inputs
 KEY_HEX = 32  # file names carry 128 bits of the key
 MAX_VIDEO_BYTES = 256 * 1024 * 1024
-MAX_INPUT_SECONDS = 30.0  # extend-video: seconds of the input video kept (fal: "Extend … up to 30 seconds")
+MAX_INPUT_SECONDS = 30.0  # extend-video: seconds of the input video kept (the runner refuses > 8 s: limits.py)
 
 # A rendered file's modification time (its `Last-Modified`) is the wall-clock second it was finished, less
 # this: uvicorn's `Date` header is refreshed once a second, so it may lag the clock by that much.
