@@ -33,7 +33,9 @@ def write_junit_xml(report: Report, path: Path) -> None:
 
 def _suite(suite: SuiteResult, report: Report) -> ElementTree.Element:
     element = ElementTree.Element("testsuite", name=suite.name, time=f"{suite.seconds:.3f}")
-    element.append(_properties({"seed": str(report.seed), "profile": report.profile, "cases": str(suite.cases)}))
+    properties = {"seed": str(report.seed), "profile": report.profile, "cases": str(suite.cases)}
+    properties.update({f"cases-{phase}": str(count) for phase, count in suite.phases.items()})
+    element.append(_properties(properties))
     by_endpoint: dict[str, list[Violation]] = {endpoint: [] for endpoint in report.endpoints}
     unplaced: list[Violation] = []
     for violation in suite.violations:

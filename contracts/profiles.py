@@ -1,10 +1,13 @@
 """How much the kit generates: named profiles (`--profile`), as Schemathesis and Hypothesis settings.
 
-| profile    | meant for                          | per operation | stateful scenarios | lifecycle runs x steps |
-|------------|------------------------------------|---------------|--------------------|------------------------|
-| `ci`       | a CI job                           | 4             | 3                  | 10 x 15                |
-| `default`  | a developer run                    | 12            | 8                  | 25 x 25                |
-| `thorough` | before a release; slow             | 60            | 30                 | 100 x 40               |
+| profile    | meant for              | per operation | coverage phase | stateful scenarios | lifecycle runs x steps |
+|------------|------------------------|---------------|----------------|--------------------|------------------------|
+| `ci`       | a CI job               | 4             | no             | 3                  | 10 x 15                |
+| `default`  | a developer run        | 12            | yes            | 8                  | 25 x 25                |
+| `thorough` | before a release; slow | 60            | yes            | 30                 | 100 x 40               |
+
+The coverage phase (Schemathesis' boundary values, enum values, missing fields, unexpected methods) sends the
+same cases whatever the count: about 120 requests per endpoint.
 
 `--max-examples N` overrides the per-operation count. The profile is also registered with Hypothesis as
 `fal-contracts-<name>`, so `pytest --hypothesis-profile fal-contracts-ci` gives the lifecycle machine the
@@ -23,10 +26,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Profile:
-    """`max_examples`: generated cases per operation and phase; `stateful_examples` x `stateful_steps`:
-    Schemathesis' link-walking scenarios; `machine_examples` x `machine_steps`: lifecycle machine runs and
-    rules per run; `request_timeout` and `stream_deadline` in seconds (a stream gets that long to reach
-    COMPLETED and close on an emulator; real fal gets `remote_stream_deadline`)."""
+    """`max_examples`: generated cases per operation and phase; `coverage`: run Schemathesis' coverage phase;
+    `stateful_examples` x `stateful_steps`: Schemathesis' link-walking scenarios; `machine_examples` x
+    `machine_steps`: lifecycle machine runs and rules per run; `request_timeout` and `stream_deadline` in
+    seconds (a stream gets that long to reach COMPLETED and close on an emulator; real fal gets
+    `remote_stream_deadline`)."""
 
     name: str
     max_examples: int
@@ -37,6 +41,7 @@ class Profile:
     request_timeout: float = 10.0
     stream_deadline: float = 10.0
     remote_stream_deadline: float = 900.0
+    coverage: bool = False
 
     def with_max_examples(self, count: int | None) -> Profile:
         return self if count is None else dataclasses.replace(self, max_examples=count)
@@ -61,12 +66,27 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "ci": Profile("ci", max_examples=4, stateful_examples=3, stateful_steps=6, machine_examples=10, machine_steps=15),
     "default": Profile(
-        "default", max_examples=12, stateful_examples=8, stateful_steps=8, machine_examples=25, machine_steps=25
+        "default",
+        max_examples=12,
+        stateful_examples=8,
+        stateful_steps=8,
+        machine_examples=25,
+        machine_steps=25,
+        coverage=True,
     ),
     "thorough": Profile(
-        "thorough", max_examples=60, stateful_examples=30, stateful_steps=12, machine_examples=100, machine_steps=40
+        "thorough",
+        max_examples=60,
+        stateful_examples=30,
+        stateful_steps=12,
+        machine_examples=100,
+        machine_steps=40,
+        coverage=True,
     ),
 }
+
+# The profiles that run Schemathesis' coverage phase, as the summary names them ("default and thorough").
+COVERAGE_PROFILES = " and ".join(name for name, profile in PROFILES.items() if profile.coverage)
 
 
 def register_hypothesis_profiles() -> None:

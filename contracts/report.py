@@ -45,7 +45,8 @@ class Violation:
 
 @dataclass
 class SuiteResult:
-    """One suite's tally: `cases` is the number of HTTP requests it generated and checked."""
+    """One suite's tally: `cases` is the number of HTTP requests it generated and checked; `phases` splits them
+    by phase where the suite has phases (Schemathesis' `examples`, `fuzzing`, `stateful`, `coverage`)."""
 
     name: str
     cases: int = 0
@@ -54,6 +55,7 @@ class SuiteResult:
     skipped: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # breaks of inferred rules (`rules.INFERRED`): not failures
+    phases: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -108,6 +110,8 @@ class Report:
             state = "ok" if suite.ok else f"{len(_distinct(suite.violations))} violation(s)"
             line = f"{suite.name:<10} {suite.cases:>6} cases {suite.seconds:>7.1f} s  {state}"
             lines.append(line)
+            if suite.phases:
+                lines.append("           requests by phase: " + ", ".join(f"{n} {c}" for n, c in suite.phases.items()))
             lines += [f"           skipped: {reason}" for reason in suite.skipped]
             lines += [f"           warning: {warning}" for warning in suite.warnings]
             lines += [f"           error: {error}" for error in suite.errors]

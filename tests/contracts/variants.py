@@ -364,6 +364,20 @@ def _cancel_after_completion_accepted(scope: Scope, status: int, body: Any) -> t
     return status, body
 
 
+def _unexpected_methods_accepted(app: ASGIApp) -> ASGIApp:
+    """PATCH and DELETE, which no route of fal's queue takes, answered 200 `{}` instead of 405."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") not in {"PATCH", "DELETE"}:
+            await app(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    return wrapped
+
+
 @dataclass(frozen=True)
 class Variant:
     """A broken emulator: `wrap` breaks it; the kit must report at least one of `rules`."""
@@ -409,3 +423,9 @@ def variants() -> dict[str, Variant]:
             rewrite_json(_refused_input_gets_a_video), "bad_input_refused_at_result"
         ),
     }
+
+
+def coverage_variants() -> dict[str, Variant]:
+    """Broken emulators only Schemathesis' coverage phase sees (it alone sends unexpected methods): the `default`
+    and `thorough` profiles run it, `ci` does not, so the teeth test (profile `ci`) leaves these out."""
+    return {"unexpected_methods_accepted": _variant(_unexpected_methods_accepted, "unsupported_method")}
