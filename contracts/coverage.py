@@ -48,14 +48,15 @@ MODULE = "test_fal_contracts_coverage"
 PHASE = "coverage"
 CHILD_TIMEOUT = 3600.0  # seconds for the whole phase, every endpoint
 OUTPUT_LINES = 8  # the child's last output lines shown when it fails
+AUTHORIZATION_VARIABLE = "FAL_CONTRACTS_COVERAGE_AUTHORIZATION"  # the target's Authorization header, for the child
 _PENDING: dict[str, Callable[..., None]] = {}  # in the child: the tests its pytest session collects, by name
 
 
 def coverage_config(config: dict[str, Any], *, remote: bool) -> dict[str, Any]:
     """`config` (the dict form of `schemathesis.toml`) with only the coverage phase, valid and invalid cases.
 
-    Against a remote target (real fal, a reseller) no unexpected method is sent (one could start a job),
-    `unsupported_method` is off, and the operations that generate video are left out (`generating`)."""
+    Against a remote target (real fal, a reseller) no unexpected method is asked for (one could start a job) and
+    `unsupported_method` is off; the child also leaves out the operations that generate video (`sendable`)."""
     coverage: dict[str, Any] = {"enabled": True, "generation": {"mode": "all"}}
     coverage["unexpected-methods"] = [] if remote else UNEXPECTED_METHODS
     checks = {**config.get("checks", {}), "unsupported_method": {"enabled": not remote}}
@@ -88,14 +89,15 @@ def run_coverage_phase(
     exceeds CHILD_TIMEOUT, or its pytest session cannot run) is an error of the run, with its last output lines:
     the phase is never skipped silently."""
     spec = {
-        "target": {name: getattr(target, name) for name in ("kind", "base_url", "run_base_url", "authorization",
-                                                            "verify")},
+        "target": {name: getattr(target, name) for name in ("kind", "base_url", "run_base_url", "verify")},
         "endpoints": [endpoint.endpoint_id for endpoint in endpoints],
         "profile": dataclasses.asdict(profile),
         "seed": seed,
-    }  # fmt: skip
-    # The child imports `fal_emulator` from where this process did; only the plugins it names are loaded.
+    }
+    # The key goes to the child in its environment, never into a file. The child imports `fal_emulator` from where
+    # this process did; only the plugins it names are loaded.
     env = {name: value for name, value in os.environ.items() if name != "PYTEST_ADDOPTS"}
+    env[AUTHORIZATION_VARIABLE] = target.authorization
     env["PYTHONPATH"] = os.pathsep.join(entry for entry in sys.path if entry)
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     result.phases.setdefault(PHASE, 0)
@@ -176,7 +178,7 @@ def run_in_child(spec: dict[str, Any]) -> tuple[SuiteResult, str]:
     from fal_emulator.contracts.documents import load_contracts
     from fal_emulator.contracts.openapi_suite import GENERATING_OPERATIONS, SUITE, Collector, schemathesis_config
 
-    target = Target(**spec["target"])
+    target = Target(**spec["target"], authorization=os.environ[AUTHORIZATION_VARIABLE])
     profile = Profile(**spec["profile"])
     seed = int(spec["seed"])
     remote = not target.is_emulator
