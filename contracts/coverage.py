@@ -175,8 +175,9 @@ def run_in_child(spec: dict[str, Any]) -> tuple[SuiteResult, str]:
     import schemathesis
 
     from fal_emulator.contracts import checks, coverage
+    from fal_emulator.contracts.collector import SUITE, Collector
     from fal_emulator.contracts.documents import load_contracts
-    from fal_emulator.contracts.openapi_suite import GENERATING_OPERATIONS, SUITE, Collector, schemathesis_config
+    from fal_emulator.contracts.openapi_suite import GENERATING_OPERATIONS, schemathesis_config
 
     target = Target(**spec["target"], authorization=os.environ[AUTHORIZATION_VARIABLE])
     profile = Profile(**spec["profile"])
