@@ -14,6 +14,7 @@ or an unreachable target.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -147,8 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from fal_emulator.contracts.junit import write_junit_xml
         from fal_emulator.contracts.runner import KitOptions, KitUsageError, run_contracts
     except ImportError as exc:
+        from fal_emulator.cli import contracts_requirement
+
         print(
-            f"fal-emulator contracts: {exc}; install the kit with: pip install 'fal-emulator[contracts]'",
+            f"fal-emulator contracts: {exc}; install the kit with: pip install {shlex.quote(contracts_requirement())}",
             file=sys.stderr,
         )
         return 2

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import shlex
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,6 +40,23 @@ call to its health endpoint; with no server running this says so and exits 1). U
 Both export FAL_KEY and the CA variables: SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, NODE_EXTRA_CA_CERTS.
 """
 CONTRACTS_EXTRA = "fal-emulator[contracts]"
+
+
+def contracts_requirement() -> str:
+    """What `pip install` takes to add the kit's extra: the source this package was installed from (PEP 610's
+    `direct_url.json`: a clone's path, a git URL), else `fal-emulator[contracts]` (an index)."""
+    try:
+        text = importlib.metadata.distribution("fal-emulator").read_text("direct_url.json")
+        source = json.loads(text) if text else {}
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return CONTRACTS_EXTRA
+    url = str(source.get("url", ""))
+    if url.startswith("file://"):
+        return f"{urllib.parse.unquote(urllib.parse.urlsplit(url).path)}[contracts]"
+    vcs = source.get("vcs_info")
+    if isinstance(vcs, dict) and vcs.get("vcs"):
+        return f"{CONTRACTS_EXTRA} @ {vcs['vcs']}+{url}"
+    return CONTRACTS_EXTRA
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -213,7 +232,7 @@ def contracts_command(args: Sequence[str]) -> int:
             raise
         print(
             f"fal-emulator: the contract kit needs the `contracts` extra ({exc.name} is not installed); run:\n"
-            f"  {shlex.quote(sys.executable)} -m pip install {shlex.quote(CONTRACTS_EXTRA)}",
+            f"  {shlex.quote(sys.executable)} -m pip install {shlex.quote(contracts_requirement())}",
             file=sys.stderr,
         )
         return 2

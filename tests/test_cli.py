@@ -144,3 +144,31 @@ def test_every_repository_path_the_readme_names_exists() -> None:
     assert "tests/test_e2e_routes.py" in named
     missing = sorted({path.rstrip(".") for path in named if not (ROOT / path.rstrip(".")).exists()})
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("direct_url", "expected"),
+    [
+        ('{"url": "file:///home/you/fal%20emulator", "dir_info": {}}', "/home/you/fal emulator[contracts]"),
+        (
+            '{"url": "https://example.com/fal-emulator.git", "vcs_info": {"vcs": "git", "commit_id": "abc"}}',
+            "fal-emulator[contracts] @ git+https://example.com/fal-emulator.git",
+        ),
+        (None, "fal-emulator[contracts]"),
+    ],
+)
+def test_the_kit_extra_is_installed_from_where_the_emulator_came_from(
+    monkeypatch: pytest.MonkeyPatch, direct_url: str | None, expected: str
+) -> None:
+    """The package is not on PyPI: the pip command printed when the kit's extra is missing names the clone or
+    the git URL the emulator was installed from (PEP 610's direct_url.json)."""
+    import importlib.metadata
+
+    from fal_emulator.cli import contracts_requirement
+
+    class Distribution:
+        def read_text(self, name: str) -> str | None:
+            return direct_url if name == "direct_url.json" else None
+
+    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: Distribution())
+    assert contracts_requirement() == expected
