@@ -140,6 +140,8 @@ def test_a_subscribe_appears_live_completes_and_plays_its_video(
         "() => { const v = document.querySelector('#detail video'); return v && v.readyState >= 2 && v.duration > 0 }"
     )
     assert page.evaluate("document.querySelector('#detail video').duration") == pytest.approx(8, abs=0.1)
+    # A COMPLETED request's step/complete/fail/cancel buttons are inert (the control plane would answer 409).
+    expect()(page.locator("#detail .request-controls button", has_text="Cancel")).to_have_css("pointer-events", "none")
     assert result["video"]["url"].endswith(page.evaluate("document.querySelector('#detail video').getAttribute('src')"))
     seeked = page.evaluate(
         """() => new Promise((resolve) => { const v = document.querySelector('#detail video');
