@@ -17,9 +17,10 @@ generated or billed.
 Status streams are read by the kit (`collector.read_stream`): at most `MAX_STREAM_EVENTS` events or `STREAM_SECONDS`
 seconds, so a stream that never closes cannot hang a run; the answer is then handed to the same checks.
 
-This module, `collector.py`, `coverage.py` and `checks.py` are the only ones that import Schemathesis; they use only its public API
-(`schemathesis.openapi`, `Config`, `Case`, `Response`, `check`, `GenerationMode`, `as_state_machine`), which has
-held since Schemathesis 4.0 (`scripts/test-schemathesis` runs the kit's tests on the oldest release the pin allows).
+This module, `collector.py`, `coverage.py` and `checks.py` are the only ones that import Schemathesis; they use only
+its public API (`schemathesis.openapi`, `Config`, `Case`, `Response`, `check`, `GenerationMode`,
+`as_state_machine`), which has held since Schemathesis 4.0 (`scripts/test-schemathesis` runs the kit's tests on the
+oldest release the pin allows).
 """
 
 from __future__ import annotations
