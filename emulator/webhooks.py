@@ -19,6 +19,11 @@ loopback or listed in the `webhook_allow` setting. Every attempt is recorded in 
 `MAX_DELIVERIES`, with the signed `X-Fal-Webhook-*` headers and the body's `body_sha256`, so the signature
 can be checked later) and in the journal (signature redacted).
 
+Pending deliveries are kept where the requests are (`fal_emulator.deliveries`): with `--store sqlite` or
+`--store redis` a delivery is written before the submit is answered, with its attempt count and next attempt
+time, so a process killed before it delivered leaves it to a restart or to another process on the same state;
+each attempt is claimed (with a lease) by one process, so it is made once.
+
 One bad request never stops deliveries: an attempt that fails in any way (an invalid URL, a port out of
 range, a request that vanished) is recorded, journaled and logged at once, and the loop goes on; a URL
 that cannot be sent to is a permanent failure. `reset()` restarts the loop should it ever have ended.
@@ -36,7 +41,6 @@ import json
 import logging
 import urllib.parse
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +48,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from fal_emulator.deliveries import Delivery, DeliveryBook, close_book, make_book
 from fal_emulator.errors import RequestNotFound
 from fal_emulator.journal import redact, redact_url
 from fal_emulator.limits import url_problem
@@ -56,6 +61,7 @@ MAX_RETRIES = 10
 RETRY_WINDOW = 7200.0  # seconds after completion
 FIRST_RETRY_DELAY = 7.0  # seconds; each later wait doubles: 10 retries within RETRY_WINDOW
 FIRST_TIMEOUT, RETRY_TIMEOUT = 15.0, 120.0  # seconds per attempt
+LEASE_MARGIN = 10.0  # seconds a claim outlasts its attempt's timeout
 MAX_DELIVERIES = 10_000  # attempts kept in `deliveries`, newest last
 
 logger = logging.getLogger("fal_emulator.webhooks")
@@ -127,6 +133,12 @@ def retry_delay(attempts: int) -> float:
     return FIRST_RETRY_DELAY * 2.0 ** (attempts - 1)
 
 
+def lease(attempts: int) -> float:
+    """Wall-clock seconds a process holds a delivery for its attempt number `attempts + 1`: the attempt's
+    timeout plus `LEASE_MARGIN`, so a live holder keeps it; a dead holder's claim is taken over after it."""
+    return (FIRST_TIMEOUT if attempts == 0 else RETRY_TIMEOUT) + LEASE_MARGIN
+
+
 def allowed(url: str, allow: tuple[str, ...]) -> bool:
     """Is `url` a valid http(s) URL on loopback or on a host in `allow`?"""
     if url_problem(url) is not None:
@@ -143,33 +155,23 @@ def allowed(url: str, allow: tuple[str, ...]) -> bool:
         return False
 
 
-@dataclass
-class Pending:
-    request_id: str
-    url: str
-    attempts: int = 0
-    next_at: float = 0.0
-    payload_error: bool = False
-    gateway_request_id: str | None = None
-    body: bytes | None = None  # what the first attempt sent; retries resend it, even after the result expired
-    completed_at: float = 0.0
-
-
 class Webhooks:
-    """Delivers webhooks of completed requests; `run()` is the background loop."""
+    """Delivers webhooks of completed requests; `run()` is the background loop. Pending deliveries live in
+    `book` (`fal_emulator.deliveries`: in memory, or with the durable store, where any process on the same state
+    takes them over); `deliveries` are this process's attempts."""
 
-    def __init__(self, emulator: Emulator, signer: Signer) -> None:
+    def __init__(self, emulator: Emulator, signer: Signer, book: DeliveryBook | None = None) -> None:
         self.emulator = emulator
         self.signer = signer
+        self.book = book if book is not None else make_book(emulator.settings)
         self.deliveries: deque[dict[str, Any]] = deque(maxlen=MAX_DELIVERIES)
-        self._pending: dict[str, Pending] = {}
         self._task: asyncio.Task[None] | None = None
 
     def watch(
         self, request_id: str, url: str, *, payload_error: bool = False, gateway_request_id: str | None = None
     ) -> None:
-        self._pending[request_id] = Pending(request_id, url, payload_error=payload_error,
-                                            gateway_request_id=gateway_request_id)  # fmt: skip
+        """Deliver `request_id`'s webhook to `url` once it completes. Written to the book before it returns."""
+        self.book.add(Delivery(request_id, url, payload_error=payload_error, gateway_request_id=gateway_request_id))
 
     def start(self) -> asyncio.Task[None]:
         """Run the delivery loop in the background (again, if it ever ended); returns its task."""
@@ -190,9 +192,14 @@ class Webhooks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def close(self) -> None:
+        """Close the book's connection (after `stop`)."""
+        close_book(self.book)
+
     def reset(self) -> None:
-        """Forget pending deliveries and recorded attempts; revive the loop if it was started and ended."""
-        self._pending.clear()
+        """Forget pending deliveries (every process's, with a durable book) and this process's recorded attempts;
+        revive the loop if it was started and ended."""
+        self.book.reset()
         self.deliveries.clear()
         if self._task is not None and self._task.done():
             self.start()
@@ -207,24 +214,29 @@ class Webhooks:
                 await asyncio.sleep(TICK)
 
     async def tick(self, client: httpx.AsyncClient) -> None:
-        """Attempt every delivery that is due now; a delivery that fails unexpectedly is recorded and dropped."""
+        """Attempt every delivery that is due now and that this process can claim; a delivery that fails
+        unexpectedly is recorded and dropped."""
         now = self.emulator.clock.now()
-        for pending in list(self._pending.values()):
-            if self._pending.get(pending.request_id) is not pending:  # reset (or replaced) meanwhile
-                continue
+        for pending in self.book.due(now):
             try:
                 if pending.body is None:  # not attempted yet: wait for the request to complete
                     try:
                         view = self.emulator.queue.status(pending.request_id, poll=False)
                     except RequestNotFound:  # gone before its first attempt (expired, or reset): nothing to send
-                        self._pending.pop(pending.request_id, None)
+                        self.book.finish(pending.request_id)
                         continue
                     if view.status is not Status.COMPLETED:
                         continue
-                if now >= pending.next_at:
-                    await self._attempt(client, pending, now)
+                claimed = self.book.claim(pending.request_id, lease(pending.attempts))
+                if claimed is None:  # another process took it, or it was delivered meanwhile
+                    continue
+                if claimed.next_at > now:  # another process made this attempt since we looked
+                    self.book.release(claimed)
+                    continue
+                pending = claimed
+                await self._attempt(client, pending, now)
             except Exception as exc:
-                self._pending.pop(pending.request_id, None)
+                self.book.finish(pending.request_id)
                 logger.exception("webhook for request %s: giving up", pending.request_id)
                 self._record({"request_id": pending.request_id, "url": redact_url(pending.url),
                               "attempt": pending.attempts, "status": None,
@@ -240,16 +252,17 @@ class Webhooks:
         shown = {**record, "headers": redact(record["headers"].items())} if "headers" in record else record
         self.emulator.journal.record("webhook", method="POST", path=path, **shown)
 
-    async def _attempt(self, client: httpx.AsyncClient, pending: Pending, now: float) -> None:
+    async def _attempt(self, client: httpx.AsyncClient, pending: Delivery, now: float) -> None:
+        """Make the next attempt of a claimed delivery, then write its result to the book (which ends the claim)."""
         if pending.body is None:
             request = self.emulator.store.get(pending.request_id)
             if request is None or request.completed_at is None:
-                self._pending.pop(pending.request_id, None)
+                self.book.finish(pending.request_id)
                 return
             sent = payload(pending.request_id, request.outcome, payload_error=pending.payload_error,
                            gateway_request_id=pending.gateway_request_id)  # fmt: skip
-            pending.body, pending.completed_at = json.dumps(sent).encode(), request.completed_at
-        body = pending.body
+            pending.body, pending.completed_at = json.dumps(sent), request.completed_at
+        body = pending.body.encode()
         pending.attempts += 1
         record: dict[str, Any] = {"request_id": pending.request_id, "url": redact_url(pending.url),
                                   "attempt": pending.attempts}  # fmt: skip
@@ -282,6 +295,7 @@ class Webhooks:
         if retry and pending.attempts <= MAX_RETRIES and now + delay <= pending.completed_at + RETRY_WINDOW:
             pending.next_at = now + delay
             record["next_attempt_in"] = delay
+            self.book.release(pending)
         else:
-            self._pending.pop(pending.request_id, None)
+            self.book.finish(pending.request_id)
         self._record(record, pending.url)
