@@ -11,8 +11,8 @@ import pytest
 
 from fal_emulator.deliveries import Delivery, DeliveryBook, DeliveryCodec, MemoryBook, UrlSeal, make_book
 from fal_emulator.redis_deliveries import RedisBook
-from fal_emulator.sqlite_deliveries import SqliteBook
 from fal_emulator.settings import Settings
+from fal_emulator.sqlite_deliveries import SqliteBook
 from tests.stores import redis_url
 
 SECRET_URL = "http://hook-user:pw-0f9e8d7c@127.0.0.1:9/hook?token=tk-1a2b3c4d&plain=1"
