@@ -414,9 +414,10 @@ class Emulator:
         """Enqueue a recorded request as it was recorded (fal_emulator.replay). Raises its recorded rejection."""
         if played.rejection is not None:
             raise played.rejection
+        webhook_url = None if options.webhook_url is None else redact_url(options.webhook_url)  # without secrets
         return self.queue.submit(
             endpoint.endpoint_id, endpoint.app_id, arguments, played.outcome, policy=played.policy, units=0,
-            script=played.script, start_timeout=options.start_timeout, webhook_url=options.webhook_url,
+            script=played.script, start_timeout=options.start_timeout, webhook_url=webhook_url,
             closing_line=False, metrics=played.metrics,
         )  # fmt: skip
 

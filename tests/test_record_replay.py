@@ -440,6 +440,17 @@ def test_an_exact_match_replays_the_recorded_metrics_and_media(recorded: dict[st
     assert status["metrics"] == completed[0]["metrics"]
 
 
+def test_a_replayed_request_keeps_no_webhook_secret(recorded: dict[str, Any], tmp_path: Path) -> None:
+    """A replayed submit is stored as any other: its `fal_webhook`'s password and secret-named query values are
+    redacted in the request's record (issue 14, defect I)."""
+    hook = "http://hooks:pw-123@127.0.0.1:9/hook?token=tok-456"
+    with _replaying(recorded["cassette"], tmp_path) as client:
+        submitted = client.post(f"/{ENDPOINT}", json=PY_INPUT, params={"fal_webhook": hook}).json()
+        detail = client.get(f"/_emulator/requests/{submitted['request_id']}").json()
+        assert detail["webhook_url"] == "http://hooks:***@127.0.0.1:9/hook?token=***"
+        assert "pw-123" not in json.dumps(detail) and "tok-456" not in json.dumps(detail)
+
+
 def test_an_unmatched_submit_falls_back_to_the_emulator(recorded: dict[str, Any], tmp_path: Path) -> None:
     with _replaying(recorded["cassette"], tmp_path) as client:
         _, result = _completed(client, client.post(f"/{ENDPOINT}", json={**PY_INPUT, "prompt": "other"}).json())
