@@ -17,6 +17,7 @@ from fal_emulator.settings import Settings
 from fal_emulator.testing import EmulatorProcess
 from tests.redis_server import RedisServer, needs_redis_server
 from tests.stores import STORES, redis_url
+from tests.webhook_receiver import Receiver
 
 KEY = {"Authorization": "Key test-key"}
 CATALOG = load_catalog()  # parsed once for every in-process app
@@ -123,3 +124,13 @@ def imported_fal_client(server: EmulatorProcess) -> Iterator[ModuleType]:
                 module.sync_client._client.close()
             for name in [name for name in sys.modules if name == "fal_client" or name.startswith("fal_client.")]:
                 del sys.modules[name]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A loopback webhook receiver, running for the test (its `url`, `statuses` to answer, `next()`)."""
+    receiver = Receiver()
+    receiver.thread.start()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()

@@ -14,7 +14,7 @@ import pytest
 from fal_emulator.testing import EmulatorProcess
 from tests.conftest import SEED_REQUESTS, imported_fal_client
 from tests.test_e2e_fal_client import assert_video, download
-from tests.test_webhooks import Receiver
+from tests.webhook_receiver import Receiver
 
 ENDPOINT = "fal-ai/veo3/image-to-video"
 BAD = {key: value for key, value in SEED_REQUESTS[ENDPOINT].items() if key != "prompt"}  # no prompt

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import base64
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from starlette.testclient import TestClient
 
 from fal_emulator.http.app import create_app
@@ -16,7 +14,7 @@ from fal_emulator.settings import Settings
 from fal_emulator.tls import ensure_tls
 from fal_emulator.webhooks import Signer
 from tests.conftest import CATALOG, KEY
-from tests.test_webhooks import Receiver
+from tests.webhook_receiver import Receiver
 
 ENDPOINT = "fal-ai/veo3/image-to-video"
 BODY = {"prompt": "p", "image_url": "https://example.com/a.png"}
@@ -34,15 +32,6 @@ def test_redact_url_query_and_headers() -> None:
                       ("x-fal-target-url", target), ("X-Fal-Request-Timeout", "30")])  # fmt: skip
     assert SECRET not in str(headers)
     assert headers["authorization"] == "Key ***" and headers["x-fal-request-timeout"] == "30"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
 
 
 def test_i_a_webhook_password_is_kept_nowhere_but_used_to_deliver(tmp_path: Path, receiver: Receiver) -> None:

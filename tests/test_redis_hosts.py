@@ -21,21 +21,12 @@ import pytest
 from fal_emulator.testing import EmulatorProcess
 from tests.redis_server import free_port
 from tests.stores import redis_url
-from tests.test_webhooks import Receiver
+from tests.webhook_receiver import Receiver
 
 ENDPOINT = "fal-ai/veo3/image-to-video"
 BODY = {"prompt": "p", "image_url": "https://example.com/a.png"}
 KEY = {"Authorization": "Key k"}
 STATUS = "/fal-ai/veo3/requests/{}/status"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
 
 
 def host(directory: Path, url: str) -> EmulatorProcess:

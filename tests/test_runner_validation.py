@@ -20,7 +20,7 @@ from fal_emulator.http.app import create_app
 from fal_emulator.settings import Settings
 from tests.conftest import CATALOG, KEY, SEED_REQUESTS, ClientFactory
 from tests.test_inputs import data_uri, png
-from tests.test_webhooks import Receiver
+from tests.webhook_receiver import Receiver
 
 ENDPOINT = "fal-ai/veo3/image-to-video"
 BODY = SEED_REQUESTS[ENDPOINT]

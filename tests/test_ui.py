@@ -21,7 +21,8 @@ from fal_emulator.ui.model import signature_valid
 from fal_emulator.ui.prices import load_prices
 from tests.conftest import KEY, SEED_REQUESTS, ClientFactory
 from tests.test_storage import initiate_and_put
-from tests.test_webhooks import Receiver, emulator, receiver  # noqa: F401 (fixtures)
+from tests.test_webhooks import emulator  # noqa: F401 (fixture)
+from tests.webhook_receiver import Receiver
 
 ENDPOINT = "fal-ai/veo3/image-to-video"
 BODY = SEED_REQUESTS[ENDPOINT]
@@ -136,7 +137,7 @@ def test_the_scenario_a_request_met_is_kept_with_it(make_client: ClientFactory) 
 
 def test_webhook_attempts_carry_their_signature_which_verifies_with_the_jwks(
     emulator: TestClient,  # noqa: F811
-    receiver: Receiver,  # noqa: F811
+    receiver: Receiver,
 ) -> None:
     response = emulator.post(f"/{ENDPOINT}", params={"fal_webhook": receiver.url}, json=BODY, headers=KEY)
     request_id = response.json()["request_id"]

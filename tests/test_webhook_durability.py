@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -17,21 +17,12 @@ import redis
 
 from fal_emulator.testing import EmulatorProcess
 from tests.stores import redis_url
-from tests.test_webhooks import Receiver
+from tests.webhook_receiver import Receiver
 
 ENDPOINT = "fal-ai/veo3/image-to-video"
 BODY = {"prompt": "p", "image_url": "https://example.com/a.png"}
 KEY = {"Authorization": "Key k"}
 PASSWORD, TOKEN = "pw-0f9e8d7c", "tk-1a2b3c4d"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
 
 
 def client(server: EmulatorProcess) -> httpx.Client:

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from fal_emulator.http.app import create_app
 from fal_emulator.settings import Settings
 from tests.conftest import CATALOG, KEY
-from tests.test_webhooks import Receiver
+from tests.webhook_receiver import Receiver
 
 ENDPOINT = "fal-ai/veo3/image-to-video"
 BODY = {"prompt": "p", "image_url": "https://example.com/a.png"}
@@ -28,15 +28,6 @@ BAD_WEBHOOKS = [
     "http://127.0.0.1/%00",
     "http://127.0.0.1/a%0D%0AX-Injected:%201",
 ]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
 
 
 @pytest.fixture

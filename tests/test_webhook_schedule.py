@@ -11,9 +11,10 @@ from starlette.testclient import TestClient
 from fal_emulator.queue import Outcome
 from fal_emulator.webhooks import FIRST_RETRY_DELAY, MAX_RETRIES, RETRY_WINDOW, payload, retry_delay
 from tests.conftest import KEY
-from tests.test_webhooks import BODY, ENDPOINT, Receiver, deliveries, emulator, receiver, submit, verify
+from tests.test_webhooks import BODY, ENDPOINT, deliveries, emulator, submit, verify
+from tests.webhook_receiver import Receiver
 
-__all__ = ["emulator", "receiver"]  # the fixtures this module uses
+__all__ = ["emulator"]  # the fixture this module uses (`receiver` is tests/conftest.py's)
 
 
 def test_the_schedule_is_ten_retries_within_two_hours() -> None:
