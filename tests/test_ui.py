@@ -268,7 +268,11 @@ def test_inputs_the_runner_refused_show_as_failed_even_when_not_an_object(make_c
     assert detail["timeline"][-1]["outcome"] == "HTTP 422"
     assert client.get("/_emulator/totals").json()["by_error_type"] == {"HTTP 422": 3}
     assert len(rows(client, error_type="error")) == 3
-    assert client.get("/_emulator/ui").status_code == 200
+    page = client.get("/_emulator/ui", params={"request": refused})
+    assert page.status_code == 200
+    assert '<span class="error-type">HTTP 422</span>' in page.text  # the row says it failed
+    assert page.text.count('class="number unbilled"') == 3  # its price is struck: not in the spend avoided
+    assert "HTTP 422</p>" in page.text and "None" not in page.text  # the detail names no error type it lacks
     assert client.get("/_emulator/ui/requests").status_code == 200
 
 
