@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -88,3 +90,20 @@ def test_the_filled_enums_follow_the_catalogue(documents: dict[str, JSON]) -> No
         parse_scenario(token)  # each is a valid scenario
     sync_paths = documents["openapi-sync.json"]["paths"]
     assert len(sync_paths) == 3 * len(CATALOG)
+
+
+def test_the_control_plane_document_asks_for_the_token_only_when_the_server_has_one(tmp_path: Path) -> None:
+    """A stock tool reading the document must not expect a 401 from a server that answers loopback clients
+    without a token, and must send the token to one that has it."""
+    from fal_emulator.http.app import create_app
+    from fal_emulator.settings import Settings
+
+    def document(**settings: object) -> dict[str, Any]:
+        app = create_app(Settings(state_dir=tmp_path, **settings))  # type: ignore[arg-type]
+        answer: dict[str, Any] = TestClient(app).get("/_emulator/openapi.json").json()
+        return answer
+
+    tokened, open_ = document(control_token="t"), document()
+    assert tokened["security"] == [{"controlToken": []}]
+    assert open_["security"] == [] and "controlToken" not in json.dumps(open_)
+    assert set(open_["paths"]) == set(tokened["paths"])  # the same operations, only the requirement differs

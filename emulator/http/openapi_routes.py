@@ -10,7 +10,8 @@
                                       `GET /{endpoint id}/requests/{request_id}/response`, one operation per
                                       endpoint, built from the endpoint's document in `openapi/`
 
-Both are open (no control token), like `/_emulator/health`.
+Both are open (no control token), like `/_emulator/health`. A server with no control token serves the first
+without the token's security requirement: its control plane answers loopback clients without one.
 """
 
 from __future__ import annotations
@@ -133,8 +134,25 @@ def _cached(request: Request, name: str, build: Any) -> JSON:
     return document
 
 
+def without_control_token(document: JSON) -> JSON:
+    """`document` for a server with no control token: its control-plane operations need no
+    `X-Fal-Emulator-Token` (loopback clients call them without one), so stock tools do not expect a 401."""
+    served = copy.deepcopy(document)
+    served["security"] = []
+    served["components"]["securitySchemes"].pop("controlToken", None)
+    for operations in served["paths"].values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "security" in operation:
+                kept = [need for need in operation["security"] if "controlToken" not in need]
+                operation["security"] = kept
+    return served
+
+
 async def emulator_openapi(request: Request) -> Response:
-    return JSONResponse(_cached(request, "emulator_openapi", emulator_document))
+    document = _cached(request, "emulator_openapi", emulator_document)
+    if not emulator_of(request).settings.control_token:
+        document = _cached(request, "emulator_openapi_open", lambda catalog: without_control_token(document))
+    return JSONResponse(document)
 
 
 async def sync_openapi(request: Request) -> Response:
