@@ -14,7 +14,7 @@ A failed request is COMPLETED with an error outcome: fal has no FAILED status
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
@@ -131,7 +131,7 @@ PRESETS: Mapping[str, Policy] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What a request completes with: the model output (200) or an error answer."""
 
@@ -230,16 +230,13 @@ class Retention:
 
 
 @dataclass(slots=True)
-class Request:
-    """One submitted request and everything the queue knows about it.
-
-    New fields always get defaults, so requests stored by an older release still load.
-    """
+class _RequestFields:
+    """The fields of a `Request` (its `input` as it is kept: see `Request.input`)."""
 
     request_id: str
     endpoint_id: str
     app_id: str
-    input: JSON
+    input: Any
     outcome: Outcome
     policy: Policy
     submitted_at: float
@@ -261,6 +258,36 @@ class Request:
     expires_at: float | None = None  # COMPLETED: when the queue forgets it (its retention window)
     closing_line: bool = True  # end the logs with the emulator's own line (`Request completed.`, …)
     metrics: JSON | None = None  # the COMPLETED status's `metrics` as given (a replayed request), else computed
+
+
+_KEPT_INPUT = _RequestFields.__dict__["input"]  # the slot `Request.input` keeps the input (or its text) in
+
+
+class Request(_RequestFields):
+    """One submitted request and everything the queue knows about it.
+
+    New fields always get defaults, so requests stored by an older release still load.
+    """
+
+    __slots__ = ()
+
+    @property
+    def input(self) -> Any:
+        """The input as submitted: a JSON value (any JSON body, not only an object), decoded again on each read
+        when it is kept as text.
+
+        It is kept as it was given: a value, or its JSON text as `bytes` (the HTTP body as it came, which
+        `fal_emulator.service` gives). Text is a third the size of the parsed value, and the memory store keeps
+        every request: a queued request then costs about 1 KB (issue 12's budget: 1.5 KB). Each read of a
+        text input returns a new value, decoded as the HTTP edge decoded it (same key order, same numbers).
+        Raises ValueError only for text the edge did not accept.
+        """
+        kept = _KEPT_INPUT.__get__(self, _RequestFields)
+        return jsontext.loads(kept) if isinstance(kept, bytes) else kept
+
+    @input.setter
+    def input(self, value: Any) -> None:
+        _KEPT_INPUT.__set__(self, value)
 
 
 @dataclass(frozen=True)
@@ -288,19 +315,25 @@ def log_line(message: str, at: float, level: str = "INFO", source: str = "USER")
     return {"message": message, "level": level, "source": source, "timestamp": isoformat(at)}
 
 
+def _progress(request: Request, now: float, *, everything: bool) -> float:
+    """The share of its run (0 to 1 and beyond) a running request has reached by `now`."""
+    policy = request.policy
+    if everything:
+        return 1.0
+    if policy.kind == "timed":
+        run = run_seconds(request)
+        started = request.started_at if request.started_at is not None else now
+        return (now - started) / run if run > 0 else 1.0
+    if policy.kind == "polls":
+        return request.polls / policy.polls
+    return 0.0
+
+
 def reveal_logs(request: Request, now: float, *, everything: bool = False) -> bool:
     """Append the script lines whose share of the run has elapsed by `now`; True if any were added."""
     started = request.started_at if request.started_at is not None else now
     policy = request.policy
-    if everything:
-        progress = 1.0
-    elif policy.kind == "timed":
-        run = run_seconds(request)
-        progress = (now - started) / run if run > 0 else 1.0
-    elif policy.kind == "polls":
-        progress = request.polls / policy.polls
-    else:
-        progress = 0.0
+    progress = _progress(request, now, everything=everything)
     added = False
     while len(request.logs) < len(request.script):
         fraction, message, *labels = request.script[len(request.logs)]
@@ -343,8 +376,9 @@ def unchanged_by_poll(request: Request, now: float, poll: bool) -> bool:
         return True
     if poll and request.policy.kind == "polls":
         return False
-    if request.status is Status.IN_PROGRESS:  # does it reach a new log line by now? (tried on a copy)
-        return not reveal_logs(replace(request, logs=list(request.logs)), now)
+    if request.status is Status.IN_PROGRESS:  # does it reach a new log line by now?
+        shown = len(request.logs)
+        return shown >= len(request.script) or request.script[shown][0] > _progress(request, now, everything=False)
     return True
 
 

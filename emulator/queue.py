@@ -103,7 +103,7 @@ class Queue(Runners):
         self,
         endpoint_id: str,
         app_id: str,
-        input_: JSON,
+        input_: Any,
         outcome: Outcome,
         *,
         policy: Policy | None = None,
@@ -118,6 +118,7 @@ class Queue(Runners):
     ) -> StatusView:
         """Enqueue a request; returns its state as submitted (IN_QUEUE, with its queue position).
 
+        `input_` is any JSON value, or its JSON text as `bytes` (kept as text: see `Request.input`).
         `script` is the runner's log lines as (fraction of the run, message), or (fraction, message, level,
         source), revealed while IN_PROGRESS. `closing_line` False leaves out the emulator's own last line, and
         `metrics` replaces the computed ones once COMPLETED (both for a replayed recording, whose script is whole).

@@ -13,10 +13,10 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 from typing import Any
 
-from fal_emulator.billing import header_value, load_price_list
+from fal_emulator.billing import load_price_list, units_headers
 from fal_emulator.catalog import Catalog, Endpoint, app_id_of
 from fal_emulator.clock import VirtualClock
-from fal_emulator.errors import BILLABLE_UNITS_HEADER, ConnectionDrop, FalError, NotFound, RequestError, RequestNotFound
+from fal_emulator.errors import ConnectionDrop, FalError, NotFound, RequestError, RequestNotFound
 from fal_emulator.failures import FAILURES
 from fal_emulator.ids import IdSource
 from fal_emulator.inputs import check_input_images
@@ -303,8 +303,7 @@ class Emulator:
         """The success outcome of `output`, with its `x-fal-billable-units` (see fal_emulator.billing)."""
         tier = RESOLUTION_OF_SHORT_SIDE.get(min(spec.width, spec.height), "")
         units = self.prices.units(endpoint.endpoint_id, resolution=tier, audio=spec.audio, seconds=spec.duration)
-        headers = {} if units is None else {BILLABLE_UNITS_HEADER: header_value(units)}
-        return Outcome(200, output, headers)
+        return Outcome(200, output, units_headers(units))
 
     def _outputs(self, file_name: str, base_url: str) -> dict[str, Any]:
         """The output for a clip served under `base_url`: one shared, never-mutated dict per pair."""
@@ -378,7 +377,7 @@ class Emulator:
         view = self.queue.submit(
             endpoint.endpoint_id,
             endpoint.app_id,
-            arguments,
+            body,  # kept as the JSON text it came as: a third the size of `arguments` (`Request.input`)
             outcome,
             policy=policy,
             units=units,
