@@ -18,12 +18,15 @@ errors bill nothing and carry no header.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import yaml
 
+from fal_emulator.errors import BILLABLE_UNITS_HEADER
 from fal_emulator.paths import PRICES_FILE
 
 STANDARD = "*"  # the rate for every resolution the file does not list
@@ -59,3 +62,10 @@ def load_price_list(path: Path = PRICES_FILE) -> PriceList:
 def header_value(units: float) -> str:
     """`x-fal-billable-units` as a number: `16`, `12.5`."""
     return f"{units:g}"
+
+
+@functools.lru_cache(maxsize=1024)
+def units_headers(units: float | None) -> Mapping[str, str]:
+    """A success result's headers: `{"x-fal-billable-units": header_value(units)}`, none for None. One shared,
+    read-only mapping per value, so that the outcomes of a full queue hold one copy."""
+    return MappingProxyType({} if units is None else {BILLABLE_UNITS_HEADER: header_value(units)})

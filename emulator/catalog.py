@@ -13,6 +13,7 @@ document: nothing here names a model.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +57,9 @@ class Endpoint:
     output_schema: Mapping[str, Any] = field(repr=False)
     example_input: Mapping[str, Any] = field(repr=False)
 
-    @property
+    @functools.cached_property
     def app_id(self) -> str:
+        """`app_id_of(endpoint_id)`, made once: every request of the endpoint holds this one string."""
         return app_id_of(self.endpoint_id)
 
     @property
