@@ -377,7 +377,7 @@ class Emulator:
         view = self.queue.submit(
             endpoint.endpoint_id,
             endpoint.app_id,
-            body,  # kept as the JSON text it came as: a third the size of `arguments` (`Request.input`)
+            body if isinstance(self.store, MemoryStore) else arguments,  # text held: a third the size (Request.input)
             outcome,
             policy=policy,
             units=units,
