@@ -273,15 +273,10 @@ class Request(_RequestFields):
 
     @property
     def input(self) -> Any:
-        """The input as submitted: a JSON value (any JSON body, not only an object), decoded again on each read
-        when it is kept as text.
-
-        It is kept as it was given: a value, or its JSON text as `bytes` (the HTTP body as it came, which
-        `fal_emulator.service` gives). Text is a third the size of the parsed value, and the memory store keeps
-        every request: a queued request then costs about 1 KB (issue 12's budget: 1.5 KB). Each read of a
-        text input returns a new value, decoded as the HTTP edge decoded it (same key order, same numbers).
-        Raises ValueError only for text the edge did not accept.
-        """
+        """The input as submitted: any JSON value. Kept as given, a value or its JSON text as `bytes` (the HTTP
+        body, which the service gives the memory store: a third the size of the parsed value, issue 12's 1.5 KB
+        per queued request); text is decoded on each read, as the edge decoded it (key order, numbers), into a
+        new value. Raises ValueError only for text the edge did not accept."""
         kept = _KEPT_INPUT.__get__(self, _RequestFields)
         return jsontext.loads(kept) if isinstance(kept, bytes) else kept
 

@@ -99,7 +99,7 @@ class Summary:
 def summarize(request: Request) -> Summary:
     """The request's summary now."""
     completed = request.status is Status.COMPLETED
-    arguments = request.input if isinstance(request.input, Mapping) else None
+    arguments = given if isinstance(given := request.input, Mapping) else None  # one decode of a kept text
     return Summary(
         request_id=request.request_id,
         endpoint_id=request.endpoint_id,
