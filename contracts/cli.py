@@ -151,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from fal_emulator.cli import contracts_requirement
 
         print(
-            f"fal-emulator contracts: {exc}; install the kit with: pip install {shlex.quote(contracts_requirement())}",
+            f"fal-emulator contracts: {exc}; install the kit with: pip install {shlex.join(contracts_requirement())}",
             file=sys.stderr,
         )
         return 2

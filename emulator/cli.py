@@ -42,21 +42,24 @@ Both export FAL_KEY and the CA variables: SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CUR
 CONTRACTS_EXTRA = "fal-emulator[contracts]"
 
 
-def contracts_requirement() -> str:
-    """What `pip install` takes to add the kit's extra: the source this package was installed from (PEP 610's
-    `direct_url.json`: a clone's path, a git URL), else `fal-emulator[contracts]` (an index)."""
+def contracts_requirement() -> list[str]:
+    """What `pip install` takes to add the kit's extra, as arguments: the source this package was installed
+    from (PEP 610's `direct_url.json`: a clone's path, `-e` first for an editable install; a git URL), else
+    `fal-emulator[contracts]` (an index)."""
     try:
         text = importlib.metadata.distribution("fal-emulator").read_text("direct_url.json")
         source = json.loads(text) if text else {}
     except (importlib.metadata.PackageNotFoundError, ValueError):
-        return CONTRACTS_EXTRA
+        return [CONTRACTS_EXTRA]
     url = str(source.get("url", ""))
     if url.startswith("file://"):
-        return f"{urllib.parse.unquote(urllib.parse.urlsplit(url).path)}[contracts]"
+        path = f"{urllib.parse.unquote(urllib.parse.urlsplit(url).path)}[contracts]"
+        editable = isinstance(source.get("dir_info"), dict) and source["dir_info"].get("editable") is True
+        return ["-e", path] if editable else [path]
     vcs = source.get("vcs_info")
     if isinstance(vcs, dict) and vcs.get("vcs"):
-        return f"{CONTRACTS_EXTRA} @ {vcs['vcs']}+{url}"
-    return CONTRACTS_EXTRA
+        return [f"{CONTRACTS_EXTRA} @ {vcs['vcs']}+{url}"]
+    return [CONTRACTS_EXTRA]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -232,7 +235,7 @@ def contracts_command(args: Sequence[str]) -> int:
             raise
         print(
             f"fal-emulator: the contract kit needs the `contracts` extra ({exc.name} is not installed); run:\n"
-            f"  {shlex.quote(sys.executable)} -m pip install {shlex.quote(contracts_requirement())}",
+            f"  {shlex.quote(sys.executable)} -m pip install {shlex.join(contracts_requirement())}",
             file=sys.stderr,
         )
         return 2

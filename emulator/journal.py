@@ -82,8 +82,14 @@ def redact(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
 Exchange = tuple[int, float, str, str, bytes, tuple[tuple[bytes, bytes], ...], str, int, int, "str | None"]
 
 
+# A queue route's path names its request (`/{app}/requests/{request_id}[/status|/stream|/cancel|/response]`).
+REQUEST_PATH = re.compile(r"/requests/([0-9A-Za-z-]{8,64})(?:/[a-z]+)?$")
+
+
 def _entry(exchange: Exchange) -> dict[str, Any]:
     seq, at, method, path, query, headers, body_sha256, body_size, status, request_id = exchange
+    if request_id is None and (named := REQUEST_PATH.search(path)) is not None:
+        request_id = named.group(1)  # an answer that carried no id (a gateway's 503): the request it was about
     return {
         "seq": seq,
         "at": isoformat(at),

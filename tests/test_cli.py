@@ -149,16 +149,17 @@ def test_every_repository_path_the_readme_names_exists() -> None:
 @pytest.mark.parametrize(
     ("direct_url", "expected"),
     [
-        ('{"url": "file:///home/you/fal%20emulator", "dir_info": {}}', "/home/you/fal emulator[contracts]"),
+        ('{"url": "file:///home/you/fal%20emulator", "dir_info": {}}', ["/home/you/fal emulator[contracts]"]),
+        ('{"url": "file:///src/fal-emulator", "dir_info": {"editable": true}}', ["-e", "/src/fal-emulator[contracts]"]),
         (
             '{"url": "https://example.com/fal-emulator.git", "vcs_info": {"vcs": "git", "commit_id": "abc"}}',
-            "fal-emulator[contracts] @ git+https://example.com/fal-emulator.git",
+            ["fal-emulator[contracts] @ git+https://example.com/fal-emulator.git"],
         ),
-        (None, "fal-emulator[contracts]"),
+        (None, ["fal-emulator[contracts]"]),
     ],
 )
 def test_the_kit_extra_is_installed_from_where_the_emulator_came_from(
-    monkeypatch: pytest.MonkeyPatch, direct_url: str | None, expected: str
+    monkeypatch: pytest.MonkeyPatch, direct_url: str | None, expected: list[str]
 ) -> None:
     """The package is not on PyPI: the pip command printed when the kit's extra is missing names the clone or
     the git URL the emulator was installed from (PEP 610's direct_url.json)."""

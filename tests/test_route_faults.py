@@ -51,6 +51,9 @@ def test_the_next_two_polls_of_a_request_get_an_ingress_503_then_normal_answers(
     # The faulted polls never reached the queue: a `polls:1` request is still IN_QUEUE after them.
     assert answers[2].json()["status"] == "IN_QUEUE"
     assert client.get("/_emulator/outcomes").json() == {}
+    # The journal files the gateway's answers under the request they were about, though they carry no id.
+    journaled = client.get("/_emulator/journal", params={"request_id": request_id, "method": "GET"}).json()
+    assert [entry["status"] for entry in journaled] == [503, 503, 202]
 
 
 @pytest.mark.parametrize(
