@@ -63,8 +63,8 @@ def serve(stored: int, store: str, redis_url: str) -> None:
 
     from fal_emulator.http.app import create_app
     from fal_emulator.server import bind
-    from fal_emulator.service import SubmitOptions
     from fal_emulator.settings import Settings
+    from fal_emulator.submission import SubmitOptions
 
     state_dir = Path(tempfile.mkdtemp(prefix="dashboard-bench-"))
     redis = {"redis_url": redis_url} if store == "redis" else {}

@@ -28,8 +28,8 @@ from PIL import Image
 from fal_emulator.control import EmulatorControl
 from fal_emulator.http.app import create_app
 from fal_emulator.server import bind
-from fal_emulator.service import SubmitOptions
 from fal_emulator.settings import Settings
+from fal_emulator.submission import SubmitOptions
 from fal_emulator.testing import EmulatorProcess
 from tests.conftest import CATALOG, SEED_REQUESTS, imported_fal_client
 

@@ -44,7 +44,8 @@ from fal_emulator.http.rendering import (
 from fal_emulator.limits import url_problem
 from fal_emulator.queue import PRIORITY_RANK, Outcome, Priority, Status, StatusView
 from fal_emulator.scenarios import HEADER as SCENARIO_HEADER, call_error, rejection_error
-from fal_emulator.service import Emulator, Submission, SubmitOptions
+from fal_emulator.service import Emulator
+from fal_emulator.submission import Submission, SubmitOptions
 
 SCENARIO = SCENARIO_HEADER.lower().encode()
 STREAM_TICK = 0.05  # seconds between two looks at a streamed request
