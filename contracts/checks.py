@@ -50,12 +50,14 @@ class _Run:
     served: dict[str, int]
     validators: dict[str, InputValidator]
     followed: dict[str, int]
+    stalled: bool = False  # a refused input never completed: following more would only wait FOLLOW_SECONDS each
     http: requests.Session
 
 
 def begin_run(verify: str | bool) -> None:
     """Start a run against a target trusting `verify` (a CA bundle path, or a bool)."""
     _Run.verify = verify
+    _Run.stalled = False
     _Run.served = {}
     _Run.validators = {}
     _Run.followed = {}
@@ -245,7 +247,11 @@ def _wait_for_completion(status_url: str, headers: dict[str, str]) -> None:
         if state == "COMPLETED":
             return
         if time.monotonic() > deadline:
-            message = f"a refused input was still {state} after {FOLLOW_SECONDS:g} s"
+            _Run.stalled = True  # reported once; later refused inputs are not followed (a run stays bounded)
+            message = (
+                f"a refused input was still {state} after {FOLLOW_SECONDS:g} s (is the target's policy `manual`, "
+                "or its queue full? later refused inputs are not followed in this run)"
+            )
             raise RuleBroken("bad_input_refused_at_result", message)
         if state == last:
             time.sleep(pause)
@@ -272,7 +278,7 @@ def bad_input_refused_at_result(ctx: CheckContext, response: Response, case: Cas
     status_url, response_url = body.get("status_url"), body.get("response_url")
     if not isinstance(status_url, str) or not isinstance(response_url, str):
         return None  # `submit_answer` reports a submit answer without its URLs
-    if _Run.followed.get(endpoint_id, 0) >= FOLLOWS_PER_ENDPOINT:
+    if _Run.stalled or _Run.followed.get(endpoint_id, 0) >= FOLLOWS_PER_ENDPOINT:
         return None
     _Run.followed[endpoint_id] = _Run.followed.get(endpoint_id, 0) + 1
     authorization = response.request.headers.get("Authorization")

@@ -123,3 +123,26 @@ def test_a_coverage_phase_that_cannot_run_is_an_error_of_the_run_with_its_output
     [error] = result.errors
     assert error.startswith("Schemathesis coverage phase: its process exited with 1: "), error
     assert "No module named fal_emulator.contracts.no_such_module" in error
+
+
+def test_a_target_whose_refused_inputs_never_complete_is_reported_once_not_waited_on_for_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A target left with a `manual` policy keeps every request IN_QUEUE: the kit follows the first refused
+    input to its deadline, names the likely cause, and follows no more, so the run stays bounded."""
+    from fal_emulator.contracts import checks
+
+    monkeypatch.setattr(checks, "FOLLOW_SECONDS", 0.3)
+
+    def manual(app: ASGIApp) -> ASGIApp:
+        async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and scope["method"] == "POST":
+                scope = {**scope, "headers": [*scope["headers"], (b"x-fal-emulator-scenario", b"manual")]}
+            await app(scope, receive, send)
+
+        return wrapped
+
+    report = run_contracts(_openapi_only(wrap=manual))
+    stalled = [v for v in report.violations if v.rule == "bad_input_refused_at_result"]
+    assert len(stalled) == 1, report.summary()
+    assert "manual" in stalled[0].message and "not followed" in stalled[0].message
