@@ -19,12 +19,15 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.audio.stream import AudioStream
+from av.container import OutputContainer
 from av.video.frame import VideoFrame
+from av.video.stream import VideoStream
 from PIL import Image
 
 from fal_emulator.render.picture import Planes
+from fal_emulator.video import FPS
 
-FPS = 24
 CONTAINER_OPTIONS = {"movflags": "+faststart", "fflags": "+bitexact"}
 # `veryfast` keeps a 720p, 8 s render near 2 s of one core (benchmarks/render.py); CRF 20 keeps the
 # first frame within a few levels of the input picture. `mbtree` off: see the module docstring.
@@ -70,6 +73,43 @@ def _fill(frame: VideoFrame, planes: Planes) -> None:
         plane.update(data)
 
 
+def add_video_stream(container: OutputContainer, size: tuple[int, int], options: dict[str, str]) -> VideoStream:
+    """An H.264 stream of `size` at 24 fps in `container`: one thread, BT.709 limited range (what Veo's MP4s
+    declare). The placeholder clips (fixtures/generate.py) and the renders share it."""
+    video = container.add_stream("libx264", rate=FPS, options=options)
+    video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
+    video.time_base = Fraction(1, FPS)
+    codec = video.codec_context
+    codec.thread_count = 1
+    codec.color_range = 1  # MPEG (limited)
+    codec.color_primaries = 1  # BT.709
+    codec.color_trc = 1  # BT.709
+    codec.colorspace = 1  # BT.709
+    return video
+
+
+def add_audio_stream(container: OutputContainer) -> AudioStream:
+    """A mono AAC stream at 48 kHz, 32 kbit/s, in `container` (bit-exact, so the bytes repeat)."""
+    sound = container.add_stream("aac", rate=SAMPLE_RATE, options={"flags": "+bitexact"})
+    sound.layout = AUDIO_LAYOUT
+    sound.bit_rate = AUDIO_BIT_RATE
+    sound.time_base = Fraction(1, SAMPLE_RATE)
+    return sound
+
+
+def mux_audio(container: OutputContainer, sound: AudioStream, samples: array.array[float]) -> None:
+    """Encode mono float `samples` into `sound` (an `add_audio_stream`), one AAC frame at a time, then flush."""
+    for start in range(0, len(samples), AUDIO_FRAME):
+        chunk = samples[start : start + AUDIO_FRAME]
+        piece = av.AudioFrame(format="fltp", layout=AUDIO_LAYOUT, samples=len(chunk))
+        piece.planes[0].update(chunk.tobytes())
+        piece.sample_rate = SAMPLE_RATE
+        piece.pts = start
+        piece.time_base = Fraction(1, SAMPLE_RATE)
+        container.mux(sound.encode(piece))
+    container.mux(sound.encode(None))
+
+
 def write_mp4(path: Path, size: tuple[int, int], frames: Iterable[Planes], frame_total: int, audio: bool) -> None:
     """Encode `frames` (exactly `frame_total` pictures of `size`) at 24 fps into `path`, with the tone if `audio`.
 
@@ -77,21 +117,8 @@ def write_mp4(path: Path, size: tuple[int, int], frames: Iterable[Planes], frame
     """
     width, height = size
     with av.open(str(path), "w", format="mp4", options=CONTAINER_OPTIONS) as container:
-        video = container.add_stream("libx264", rate=FPS, options=X264_OPTIONS)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        video.time_base = Fraction(1, FPS)
-        codec = video.codec_context
-        codec.thread_count = 1
-        codec.color_range = 1  # MPEG (limited)
-        codec.color_primaries = 1  # BT.709
-        codec.color_trc = 1  # BT.709
-        codec.colorspace = 1  # BT.709
-        sound = None
-        if audio:
-            sound = container.add_stream("aac", rate=SAMPLE_RATE, options={"flags": "+bitexact"})
-            sound.layout = AUDIO_LAYOUT
-            sound.bit_rate = AUDIO_BIT_RATE
-            sound.time_base = Fraction(1, SAMPLE_RATE)
+        video = add_video_stream(container, size, X264_OPTIONS)
+        sound = add_audio_stream(container) if audio else None
 
         written = 0
         for planes in frames:
@@ -106,16 +133,7 @@ def write_mp4(path: Path, size: tuple[int, int], frames: Iterable[Planes], frame
         container.mux(video.encode(None))
 
         if sound is not None:
-            samples = tone(frame_total * SAMPLE_RATE // FPS)
-            for start in range(0, len(samples), AUDIO_FRAME):
-                chunk = samples[start : start + AUDIO_FRAME]
-                piece = av.AudioFrame(format="fltp", layout=AUDIO_LAYOUT, samples=len(chunk))
-                piece.planes[0].update(chunk.tobytes())
-                piece.sample_rate = SAMPLE_RATE
-                piece.pts = start
-                piece.time_base = Fraction(1, SAMPLE_RATE)
-                container.mux(sound.encode(piece))
-            container.mux(sound.encode(None))
+            mux_audio(container, sound, tone(frame_total * SAMPLE_RATE // FPS))
 
 
 def _planes_of(frame: VideoFrame) -> Planes:
