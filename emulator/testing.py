@@ -25,6 +25,24 @@ from typing import IO
 from fal_emulator.server import READY_PREFIX, Listening, client_env
 
 
+def stop_process(process: subprocess.Popen[str] | None, reader: threading.Thread | None) -> None:
+    """Terminate `process` (SIGKILL if it is still running 10 s later), let `reader`, the thread reading its
+    output, reach the end of it, then close the pipe (closing it under the reader would raise)."""
+    if process is None:
+        return
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if reader is not None:
+        reader.join(timeout=10)
+    if process.stdout:
+        process.stdout.close()
+
+
 class EmulatorProcess:
     """`fal-emulator serve` in a subprocess on free ports (HTTP, HTTPS and the HTTPS proxy)."""
 
@@ -81,20 +99,7 @@ class EmulatorProcess:
         lines.put(None)
 
     def stop(self) -> None:
-        process = self._process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if self._reader is not None:  # it reads to the end of the output first: closing under it would raise
-            self._reader.join(timeout=10)
-        if process.stdout:
-            process.stdout.close()
+        stop_process(self._process, self._reader)
 
     def kill(self) -> None:
         """SIGKILL the server (no shutdown at all), as a crash would."""

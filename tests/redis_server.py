@@ -15,6 +15,8 @@ from typing import IO
 import pytest
 import redis
 
+from fal_emulator.testing import stop_process
+
 REDIS_SERVER = shutil.which("redis-server")
 READY = "Ready to accept connections"
 
@@ -82,18 +84,7 @@ class RedisServer:
         return url
 
     def stop(self) -> None:
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if self._reader is not None:  # it reads to the end of the output first
-            self._reader.join(timeout=10)
-        if process is not None and process.stdout:
-            process.stdout.close()
+        stop_process(self._process, self._reader)
 
     def __enter__(self) -> RedisServer:
         self.start()
