@@ -126,6 +126,13 @@ def imported_fal_client(server: EmulatorProcess) -> Iterator[ModuleType]:
                 del sys.modules[name]
 
 
+@pytest.fixture(scope="module")
+def fal(server: EmulatorProcess) -> Iterator[ModuleType]:
+    """fal_client pointed at the requesting module's `server` (each end-to-end module starts its own)."""
+    with imported_fal_client(server) as module:
+        yield module
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     """A loopback webhook receiver, running for the test (its `url`, `statuses` to answer, `next()`)."""

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -17,7 +16,6 @@ import pytest
 
 from fal_emulator.failures import FAILURES
 from fal_emulator.testing import EmulatorProcess
-from tests.conftest import imported_fal_client
 
 ENDPOINT = "fal-ai/veo3/image-to-video"
 BODY = {"prompt": "p", "image_url": "https://example.com/a.png"}
@@ -28,12 +26,6 @@ REJECTIONS = {"unauthorized": 401, "locked": 403}
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
     with EmulatorProcess(tmp_path_factory.mktemp("state"), policy="instant") as process:
         yield process
-
-
-@pytest.fixture(scope="module")
-def fal(server: EmulatorProcess) -> Iterator[ModuleType]:
-    with imported_fal_client(server) as module:
-        yield module
 
 
 @pytest.fixture

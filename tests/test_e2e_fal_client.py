@@ -15,7 +15,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import av
@@ -23,19 +22,13 @@ import httpx
 import pytest
 
 from fal_emulator.testing import EmulatorProcess
-from tests.conftest import SEED_CLIPS, SEED_REQUESTS, imported_fal_client
+from tests.conftest import SEED_CLIPS, SEED_REQUESTS
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
     with EmulatorProcess(tmp_path_factory.mktemp("state")) as process:
         yield process
-
-
-@pytest.fixture(scope="module")
-def fal(server: EmulatorProcess) -> Iterator[ModuleType]:
-    with imported_fal_client(server) as module:
-        yield module
 
 
 def download(url: str, server: EmulatorProcess) -> bytes:

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from fal_emulator.control import ControlError, EmulatorControl
 from fal_emulator.testing import EmulatorProcess
-from tests.conftest import SEED_REQUESTS, imported_fal_client
+from tests.conftest import SEED_REQUESTS
 
 ENDPOINT = "fal-ai/veo3/image-to-video"
 ARGUMENTS = SEED_REQUESTS[ENDPOINT]
@@ -29,12 +29,6 @@ ARGUMENTS = SEED_REQUESTS[ENDPOINT]
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
     with EmulatorProcess(tmp_path_factory.mktemp("state"), policy="instant") as process:
         yield process
-
-
-@pytest.fixture(scope="module")
-def fal(server: EmulatorProcess) -> Iterator[ModuleType]:
-    with imported_fal_client(server) as module:
-        yield module
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ each test advances through the control plane, so every state below is exact, wit
 from __future__ import annotations
 
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -15,7 +14,6 @@ import pytest
 
 from fal_emulator.control import EmulatorControl
 from fal_emulator.testing import EmulatorProcess
-from tests.conftest import imported_fal_client
 
 ENDPOINT = "fal-ai/veo3/image-to-video"
 ARGS = {"prompt": "A lego chef cooks eggs", "image_url": "https://example.com/chef.png"}
@@ -26,12 +24,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess
     args = ("--concurrency", "1")
     with EmulatorProcess(tmp_path_factory.mktemp("state"), policy="timed:0,30", extra_args=args) as process:
         yield process
-
-
-@pytest.fixture(scope="module")
-def fal(server: EmulatorProcess) -> Iterator[ModuleType]:
-    with imported_fal_client(server) as module:
-        yield module
 
 
 @pytest.fixture

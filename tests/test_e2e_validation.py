@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from fal_emulator.testing import EmulatorProcess
-from tests.conftest import SEED_REQUESTS, imported_fal_client
+from tests.conftest import SEED_REQUESTS
 from tests.test_e2e_fal_client import assert_video, download
 from tests.webhook_receiver import Receiver
 
@@ -24,12 +23,6 @@ BAD = {key: value for key, value in SEED_REQUESTS[ENDPOINT].items() if key != "p
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
     with EmulatorProcess(tmp_path_factory.mktemp("state"), policy="polls:1") as process:
         yield process
-
-
-@pytest.fixture(scope="module")
-def fal(server: EmulatorProcess) -> Iterator[ModuleType]:
-    with imported_fal_client(server) as module:
-        yield module
 
 
 def assert_runner_422(error: Any) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ssl
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -17,7 +16,6 @@ import pytest
 
 from fal_emulator.render.job import is_render_name
 from fal_emulator.testing import EmulatorProcess
-from tests.conftest import imported_fal_client
 from tests.test_render import assert_close, data_uri, decode, framed, patterned, png, solid
 
 
@@ -25,12 +23,6 @@ from tests.test_render import assert_close, data_uri, decode, framed, patterned,
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
     with EmulatorProcess(tmp_path_factory.mktemp("state")) as process:
         yield process
-
-
-@pytest.fixture(scope="module")
-def fal(server: EmulatorProcess) -> Iterator[ModuleType]:
-    with imported_fal_client(server) as module:
-        yield module
 
 
 def test_subscribe_returns_a_video_whose_first_frame_is_the_input_image(fal: Any, server: EmulatorProcess) -> None:

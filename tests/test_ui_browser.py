@@ -31,7 +31,7 @@ from fal_emulator.server import bind
 from fal_emulator.settings import Settings
 from fal_emulator.submission import SubmitOptions
 from fal_emulator.testing import EmulatorProcess
-from tests.conftest import CATALOG, SEED_REQUESTS, imported_fal_client
+from tests.conftest import CATALOG, SEED_REQUESTS
 
 TOKEN = "dashboard-test-token"
 I2V = "fal-ai/veo3/image-to-video"
@@ -54,12 +54,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess
     process = EmulatorProcess(tmp_path_factory.mktemp("ui"), extra_args=("--control-token", TOKEN))
     with process:
         yield process
-
-
-@pytest.fixture(scope="module")
-def fal(server: EmulatorProcess) -> Iterator[ModuleType]:
-    with imported_fal_client(server) as module:
-        yield module
 
 
 @pytest.fixture(scope="module")
