@@ -19,7 +19,6 @@ the `summaries` table beside the requests (`fal_emulator.sqlite_summaries`), nev
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import sqlite3
 import threading
@@ -85,6 +84,13 @@ def tree_nodes_down(index: int) -> list[int]:
         nodes.append(index)
         index -= index & -index
     return nodes
+
+
+def _flags(request: Request) -> tuple[int, int, int]:
+    """The row's (queued, ready, running) flags for `request` now: what the queue-position tree, the ready
+    index and the running count are kept from."""
+    queued = int(request.status is Status.IN_QUEUE)
+    return queued, int(queued and request.ready), int(request.status is Status.IN_PROGRESS)
 
 
 class SqliteStore:
@@ -222,13 +228,15 @@ class SqliteStore:
             return None
 
     def add(self, request: Request) -> None:
+        state = _flags(request)
         with self.transaction():
             self._db.execute(
-                "INSERT INTO requests (request_id, sequence, app_id, queued, data, rank) VALUES (?, ?, ?, 0, ?, ?)",
+                "INSERT INTO requests (request_id, sequence, app_id, data, rank, queued, ready, running) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (request.request_id, request.sequence, request.app_id, encode(request),
-                 PRIORITY_RANK[request.priority]),
+                 PRIORITY_RANK[request.priority], *state),
             )  # fmt: skip
-            self._index(request, (0, 0, 0))
+            self._count(request, (0, 0, 0), state)
             self._summaries.add(summarize(request))
 
     def get(self, request_id: str) -> Request | None:
@@ -243,26 +251,25 @@ class SqliteStore:
         return [request for request_id, text in rows if (request := self._decode(request_id, text)) is not None]
 
     def save(self, request: Request) -> None:
+        state = _flags(request)
         with self.transaction():
-            row = self._db.execute(
-                "SELECT queued, ready, running FROM requests WHERE request_id = ?", (request.request_id,)
-            ).fetchone()
-            if row is None:
+            before = self._stored_flags(request.request_id)
+            if before is None:
                 return
-            self._db.execute("UPDATE requests SET data = ? WHERE request_id = ?", (encode(request), request.request_id))
-            self._index(request, row)
+            self._db.execute(
+                "UPDATE requests SET data = ?, queued = ?, ready = ?, running = ? WHERE request_id = ?",
+                (encode(request), *state, request.request_id),
+            )
+            self._count(request, before, state)
             self._summaries.update(summarize(request))
 
-    def _index(self, request: Request, before: tuple[int, int, int]) -> None:
-        """Move the request's flags, tree count and running count from `before` to its state now."""
-        queued = int(request.status is Status.IN_QUEUE)
-        state = (queued, int(queued and request.ready), int(request.status is Status.IN_PROGRESS))
-        if state == tuple(before):
-            return
-        self._db.execute(
-            "UPDATE requests SET queued = ?, ready = ?, running = ? WHERE request_id = ?",
-            (*state, request.request_id),
-        )
+    def _stored_flags(self, request_id: str) -> tuple[int, int, int] | None:
+        row = self._db.execute("SELECT queued, ready, running FROM requests WHERE request_id = ?", (request_id,))
+        found = row.fetchone()
+        return None if found is None else (found[0], found[1], found[2])
+
+    def _count(self, request: Request, before: tuple[int, int, int], state: tuple[int, int, int]) -> None:
+        """Move the request's tree count and the running count from its flags `before` to `state`."""
         if state[0] != before[0]:
             self._tree_add(request.app_id, PRIORITY_RANK[request.priority], request.sequence, state[0] - before[0])
         if state[2] != before[2]:
@@ -270,13 +277,10 @@ class SqliteStore:
 
     def delete(self, request: Request) -> None:
         with self.transaction():
-            row = self._db.execute(
-                "SELECT queued, ready, running FROM requests WHERE request_id = ?", (request.request_id,)
-            ).fetchone()
-            if row is None:
+            before = self._stored_flags(request.request_id)
+            if before is None:
                 return
-            request = dataclasses.replace(request, status=Status.COMPLETED, ready=False)
-            self._index(request, row)
+            self._count(request, before, (0, 0, 0))  # as if COMPLETED: out of the tree and the running count
             self._db.execute("DELETE FROM requests WHERE request_id = ?", (request.request_id,))
             self._summaries.delete(request.sequence)
 
