@@ -238,9 +238,10 @@ def count(query: Any, name: str, default: int | None, most: int) -> int | None:
     raw = query.get(name)
     if raw is None or raw == "":
         return default
-    if not (raw.isascii() and raw.isdigit()):
+    number = model.whole_number(raw, most)
+    if number is None:
         raise bad_request(f"'{name}' must be a whole number >= 0")
-    return min(int(raw), most) if len(raw) <= 18 else most  # Python refuses int() of 4,300+ digits
+    return number
 
 
 async def requests(request: Request) -> Response:
@@ -253,7 +254,7 @@ async def requests(request: Request) -> Response:
     except ValueError as exc:
         raise bad_request(str(exc)) from None
     paged = "offset" in query or "limit" in query
-    offset = count(query, "offset", 0, 2**31) or 0
+    offset = count(query, "offset", 0, model.MAX_OFFSET) or 0
     limit = count(query, "limit", model.PAGE_SIZE if paged else None, model.MAX_PAGE_SIZE)
     model.catch_up(emulator)
     found = model.page(emulator, filters, load_prices(), offset=offset, limit=limit)

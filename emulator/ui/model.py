@@ -31,6 +31,17 @@ from fal_emulator.ui.prices import Prices
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+MAX_OFFSET = 2**31  # past any list
+
+
+def whole_number(raw: str, most: int) -> int | None:
+    """A query parameter's whole number (ASCII digits), at most `most`; None when `raw` is not one. Thousands of
+    digits read as `most` (Python's int() refuses 4,300 or more)."""
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    return min(int(raw), most) if len(raw) <= 18 else most
+
+
 STATUSES = tuple(status.value for status in Status)
 SUCCEEDED = OK  # error_type filters: no error at all (`ok`), any error (`error`, FAILED)
 __all__ = ["FAILED", "SUCCEEDED"]

@@ -85,14 +85,8 @@ def _with_cookie(response: Response, token: str | None) -> Response:
     return response
 
 
-MAX_OFFSET = 2**31  # past any list
-
-
 def _offset(request: Request) -> int:
-    raw = request.query_params.get("offset", "")
-    if not (raw.isascii() and raw.isdigit()):
-        return 0
-    return min(int(raw), MAX_OFFSET) if len(raw) <= 18 else MAX_OFFSET  # Python refuses int() of 4,300+ digits
+    return model.whole_number(request.query_params.get("offset", ""), model.MAX_OFFSET) or 0
 
 
 def _listing(request: Request, *, oob: bool) -> dict[str, Any]:
