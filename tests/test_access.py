@@ -110,7 +110,7 @@ def test_a_web_page_on_another_site_cannot_change_the_emulator(tmp_path: Path) -
     assert local.post(
         "/fal-ai/veo3/image-to-video", json={"prompt": "p"}, headers={"Authorization": "Key k"}
     ).is_success
-    for origin in ["https://evil.example", "http://evil.example:8470", "null"]:
+    for origin in ["https://evil.example", "http://evil.example:8470", "null", "http://["]:
         answer = local.post("/_emulator/reset", headers={"Origin": origin, "Content-Type": "text/plain"})
         assert answer.status_code == 403, origin
         assert "another site" in answer.json()["detail"]

@@ -80,10 +80,18 @@ def is_loopback_name(hostname: str) -> bool:
         return False
 
 
+def _netloc(url: str) -> str:
+    """A URL's authority, lowercased; "" when it cannot be parsed (`http://[`)."""
+    try:
+        return urllib.parse.urlsplit(url).netloc.lower()
+    except ValueError:
+        return ""
+
+
 def _own_hosts(settings: Settings) -> set[str]:
     hosts = {settings.host.lower()}
     if settings.public_url:
-        hosts.add(_hostname(urllib.parse.urlsplit(settings.public_url).netloc))
+        hosts.add(_hostname(_netloc(settings.public_url)))
     return hosts
 
 
@@ -92,9 +100,10 @@ def browser_error(scope: Scope, settings: Settings) -> FalError | None:
     or None. See the module docstring."""
     origin = _header(scope, b"origin")
     if origin is not None and scope["method"] not in SAFE_METHODS:
-        origin_host = _hostname(urllib.parse.urlsplit(origin).netloc) if origin != "null" else ""
+        origin_netloc = "" if origin == "null" else _netloc(origin)
+        origin_host = _hostname(origin_netloc)
         same = origin_host and (origin_host in _own_hosts(settings) or is_loopback_name(origin_host))
-        if not same and urllib.parse.urlsplit(origin).netloc.lower() != (_header(scope, b"host") or "").lower():
+        if not same and (not origin_netloc or origin_netloc != (_header(scope, b"host") or "").lower()):
             detail = f"The control plane refuses calls that change state from another site (Origin: {origin})"
             return FalError({"detail": detail}, status_code=403)
     client = scope.get("client")
